@@ -1,0 +1,159 @@
+"""The ``condamatrix`` command: the offline demo, local channels, and matrix helpers."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import CondaMatrixError, ExitCode, UsageError
+from .report.terminal import make_console
+from .session import SessionOptions, cache_root, load_matrix
+
+DEMO_PYTHONS = ("3.9", "3.11", "3.12")
+
+DESCRIPTION = """\
+Run a pytest suite in every cell of a Python x CUDA matrix of cached conda environments.
+The matrix itself runs with `pytest --conda-matrix` (see `pytest --help`, group
+"conda matrix"); this command holds the helpers around it."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="condamatrix",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the example project's tests on Python 3.9, 3.11 and 3.12, offline",
+        description="Build (once, cached) a local conda channel from the Python interpreters "
+        "on this machine, then run `pytest --conda-matrix` on the bundled example project "
+        "with it. Arguments it does not know are passed on to that pytest run, e.g. "
+        "`condamatrix demo -k slug --conda-matrix-json out.json`.",
+    )
+    demo.add_argument("--cache-dir", type=Path, help="cache folder (default: the usual one)")
+
+    channel = sub.add_parser(
+        "local-channel",
+        help="build a conda channel from the Python interpreters on this machine",
+        description="Package this machine's CPython interpreters, pytest and its "
+        "dependencies as conda packages in DIR, so that any project can try its matrix "
+        "offline by listing DIR in its channels. Incremental: rerunning is cheap.",
+    )
+    channel.add_argument("dir", type=Path, help="the channel folder to create or update")
+    channel.add_argument(
+        "--python",
+        action="append",
+        dest="pythons",
+        metavar="X.Y",
+        help=f"a Python version to package (repeatable; default: {', '.join(DEMO_PYTHONS)})",
+    )
+
+    listing = sub.add_parser(
+        "list",
+        help="list the matrix cells of the project in the current folder",
+        description="Print each cell id with its Python, CUDA variant and conda specs.",
+    )
+    listing.add_argument("--config", type=Path, help="pyproject.toml or condamatrix.yml to read")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    try:
+        if args.command != "demo" and extra:
+            raise UsageError(
+                f"unrecognised arguments: {' '.join(extra)}",
+                hint=f"see `condamatrix {args.command} --help`",
+            )
+        if args.command == "demo":
+            return run_demo(extra, args.cache_dir)
+        if args.command == "local-channel":
+            return make_local_channel(args.dir, tuple(args.pythons or DEMO_PYTHONS))
+        if args.command == "list":
+            return list_cells(args.config)
+    except CondaMatrixError as exc:
+        sys.stderr.write(f"condamatrix: error: {exc}\n")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("condamatrix: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+    parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse checks
+
+
+def demo_project() -> Path:
+    """The example project: from a source checkout, else the copy shipped in the wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent.parent / "examples" / "demo", here / "_demo"):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    raise CondaMatrixError("the demo project is missing from this installation")
+
+
+def _build_channel(dest: Path, pythons: tuple[str, ...]) -> tuple[Path, tuple[str, ...]]:
+    from .testing import ChannelBuildError, build_local_channel
+
+    console = make_console(sys.stderr)
+    try:
+        channel = build_local_channel(dest, pythons, progress=lambda m: console.print(m))
+    except ChannelBuildError as exc:
+        raise CondaMatrixError(str(exc)) from None
+    for version in channel.missing:
+        console.print(f"Python {version} was not found on this machine: its cell is left out")
+    return channel.path, channel.pythons
+
+
+def make_local_channel(dest: Path, pythons: tuple[str, ...]) -> int:
+    path, found = _build_channel(dest.resolve(), pythons)
+    if not found:
+        raise CondaMatrixError(
+            f"none of Python {', '.join(pythons)} was found on this machine",
+            hint="install them (e.g. with pyenv) or name others with --python",
+        )
+    print(f"channel ready: {path} (python {', '.join(found)})")
+    return int(ExitCode.OK)
+
+
+def run_demo(pytest_args: Sequence[str], cache_dir: Path | None) -> int:
+    root = cache_root(cache_dir)
+    channel, found = _build_channel(root / "channels" / "local", DEMO_PYTHONS)
+    if not found:
+        raise CondaMatrixError(
+            f"the demo needs at least one of Python {', '.join(DEMO_PYTHONS)} on this machine",
+            hint="install one (e.g. `pyenv install 3.12`) and run the demo again",
+        )
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--conda-matrix",
+        "--conda-matrix-channel",
+        str(channel),
+        "--conda-matrix-cache-dir",
+        str(root),
+        "-p",
+        "no:cacheprovider",
+    ]
+    for version in found:
+        argv += ["--conda-matrix-select", f"py{version}-*"]
+    # The demo is a separate pytest run in the example project, as a user would start it.
+    return subprocess.call([*argv, *pytest_args], cwd=demo_project())
+
+
+def list_cells(config: Path | None) -> int:
+    _, cells = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=config))
+    for cell in cells:
+        print(f"{cell.id}\tpython={cell.python}\tcuda={cell.cuda}\t{' '.join(cell.specs)}")
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

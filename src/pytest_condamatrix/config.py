@@ -1,0 +1,491 @@
+"""Load ``[tool.condamatrix]`` (pyproject.toml) or ``condamatrix.yml`` into frozen dataclasses.
+
+Where both exist, ``condamatrix.yml`` wins (it exists only to hold this configuration, so its
+presence is the more deliberate choice); the report header names the file that was read.
+Every problem raises :class:`ConfigError` naming the file, the key, the bad value and a fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+YAML_NAMES = ("condamatrix.yml", "condamatrix.yaml")
+DEFAULT_CHANNELS = ("conda-forge",)
+ENGINES = ("rattler",)
+CUDA_POLICIES = ("skip", "cpu-tests", "fail")
+PYTHON_RE = re.compile(r"^3\.(\d+)(\.\d+)?$")
+CUDA_RE = re.compile(r"^\d+(\.\d+){0,2}$")
+AXES = ("python", "cuda")
+
+# key -> human description of the expected type, used in messages and the reference docs
+TOP_LEVEL_KEYS: dict[str, str] = {
+    "python": "a list of Python versions as strings, e.g. ['3.9', '3.11', '3.12']",
+    "cuda": "a list of CUDA variants as strings: 'cpu' or a version like '12.1'",
+    "channels": "a list of conda channel names, URLs or local folders",
+    "dependencies": "a list of conda match specs, e.g. ['numpy >=1.24']",
+    "include": "a list of tables: cells to add or extend, e.g. {python = '3.13', cuda = 'cpu'}",
+    "exclude": "a list of tables: cells to drop, e.g. {python = '3.9', cuda = '12.1'}",
+    "jobs": "a positive whole number of cells to run at once, or 'auto'",
+    "timeout": "seconds a cell may run before it is killed (a positive number)",
+    "pythonpath": "a list of folders, relative to the config file, put on the cells' PYTHONPATH",
+    "pytest-args": "a list of extra arguments given to pytest in every cell",
+    "engine": f"the conda engine: one of {', '.join(ENGINES)}",
+    "cuda-policy": "what to do with a CUDA cell this machine cannot run: "
+    + ", ".join(CUDA_POLICIES),
+    "cuda-variants": "a table: per CUDA variant, its 'dependencies' and 'channels'",
+}
+RULE_KEYS = ("python", "cuda", "dependencies")
+VARIANT_KEYS = ("dependencies", "channels")
+
+
+@dataclass(frozen=True)
+class CudaVariantSpec:
+    """What one CUDA variant adds to a cell's environment."""
+
+    dependencies: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CellRule:
+    """One ``include`` or ``exclude`` entry: axis values, plus dependencies for ``include``."""
+
+    python: str | None = None
+    cuda: str | None = None
+    dependencies: tuple[str, ...] = ()
+
+    def matches(self, python: str, cuda: str) -> bool:
+        return (self.python is None or self.python == python) and (
+            self.cuda is None or self.cuda == cuda
+        )
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    """The validated configuration of one project's matrix."""
+
+    root: Path
+    source: Path | None
+    python: tuple[str, ...]
+    cuda: tuple[str, ...] = ("cpu",)
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    dependencies: tuple[str, ...] = ()
+    include: tuple[CellRule, ...] = ()
+    exclude: tuple[CellRule, ...] = ()
+    jobs: int | None = None
+    timeout: float | None = None
+    pythonpath: tuple[Path, ...] = ()
+    pytest_args: tuple[str, ...] = ()
+    engine: str = "rattler"
+    cuda_policy: str = "skip"
+    cuda_variants: Mapping[str, CudaVariantSpec] = field(default_factory=dict)
+    note: str | None = None  # e.g. which of two config files was ignored
+
+    @property
+    def source_name(self) -> str:
+        return str(self.source) if self.source else "(defaults)"
+
+
+def find_config_file(start: Path) -> Path | None:
+    """The configuration file of the project at or above ``start``; None when there is none."""
+    for folder in (start, *start.parents):
+        for name in YAML_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and _pyproject_has_table(pyproject):
+            return pyproject
+    return None
+
+
+def _pyproject_has_table(path: Path) -> bool:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True  # let load_config report the problem with its location
+    return isinstance(data.get("tool"), dict) and "condamatrix" in data["tool"]
+
+
+def load_config(path: Path | None = None, *, start: Path | None = None) -> MatrixConfig:
+    """Read and validate the configuration from ``path``, or find it from ``start``."""
+    if path is None:
+        path = find_config_file((start or Path.cwd()).resolve())
+        if path is None:
+            raise ConfigError(
+                "no matrix configuration found",
+                file=str(start or Path.cwd()),
+                hint="add a [tool.condamatrix] table to pyproject.toml (or a condamatrix.yml) "
+                "with at least python = ['3.11', '3.12']",
+            )
+    path = path.resolve()
+    if not path.is_file():
+        raise ConfigError("file not found", file=path, hint="check the path given")
+    raw, note = _read_raw(path)
+    return parse_config(raw, source=path, root=path.parent, note=note)
+
+
+def _read_raw(path: Path) -> tuple[Any, str | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the file: {exc}", file=path) from None
+    if path.suffix in (".yml", ".yaml"):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(
+                f"invalid YAML{where}: {problem}", file=path, hint="fix the YAML syntax"
+            ) from None
+        note = None
+        if (path.parent / "pyproject.toml").is_file() and _pyproject_has_table(
+            path.parent / "pyproject.toml"
+        ):
+            note = f"{path.name} wins over [tool.condamatrix] in pyproject.toml, which is ignored"
+        return ({} if data is None else data), note
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", file=path, hint="fix the TOML syntax") from None
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict) or "condamatrix" not in tool:
+        raise ConfigError(
+            "no [tool.condamatrix] table",
+            file=path,
+            hint="add [tool.condamatrix] with at least python = ['3.11', '3.12']",
+        )
+    return tool["condamatrix"], None
+
+
+def parse_config(
+    raw: Any, *, source: Path | None, root: Path, note: str | None = None
+) -> MatrixConfig:
+    """Validate a decoded configuration mapping (from TOML or YAML)."""
+    where = source or "configuration"
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"the configuration must be a table of keys, got {_show(raw)}",
+            file=where,
+            hint="see the configuration reference in docs/configuration.md",
+        )
+    _reject_unknown(raw, TOP_LEVEL_KEYS, where, prefix="")
+    if "python" not in raw:
+        raise ConfigError(
+            "missing required key", file=where, key="python", hint="add python = ['3.11', '3.12']"
+        )
+    python = _versions(raw["python"], where, "python", _check_python)
+    cuda = _versions(raw.get("cuda", ["cpu"]), where, "cuda", _check_cuda)
+    channels = _channels(raw.get("channels", list(DEFAULT_CHANNELS)), where, "channels", root)
+    dependencies = _specs(raw.get("dependencies", []), where, "dependencies")
+    include = _rules(raw.get("include", []), where, "include", allow_deps=True)
+    exclude = _rules(raw.get("exclude", []), where, "exclude", allow_deps=False)
+    for rule_key, rules in (("include", include), ("exclude", exclude)):
+        for i, rule in enumerate(rules):
+            if rule.python is not None:
+                _check_python(rule.python, where, f"{rule_key}[{i}].python")
+            if rule.cuda is not None:
+                _check_cuda(rule.cuda, where, f"{rule_key}[{i}].cuda")
+    jobs = _jobs(raw.get("jobs"), where)
+    timeout = _timeout(raw.get("timeout"), where)
+    pythonpath = tuple(
+        (root / p).resolve() for p in _strings(raw.get("pythonpath", []), where, "pythonpath")
+    )
+    for i, p in enumerate(pythonpath):
+        if not p.is_dir():
+            raise ConfigError(
+                f"folder {str(p)!r} does not exist",
+                file=where,
+                key=f"pythonpath[{i}]",
+                hint="give folders relative to the configuration file",
+            )
+    pytest_args = _strings(raw.get("pytest-args", []), where, "pytest-args")
+    engine = _choice(raw.get("engine", "rattler"), ENGINES, where, "engine")
+    cuda_policy = _choice(raw.get("cuda-policy", "skip"), CUDA_POLICIES, where, "cuda-policy")
+    variants = _variants(raw.get("cuda-variants", {}), where, root)
+    for name in variants:
+        if name not in cuda:
+            raise ConfigError(
+                f"variant {name!r} is not on the cuda axis {list(cuda)}",
+                file=where,
+                key=f"cuda-variants.{name}",
+                hint=f"add {name!r} to cuda, or remove this table",
+            )
+    return MatrixConfig(
+        root=root,
+        source=source,
+        python=python,
+        cuda=cuda,
+        channels=channels,
+        dependencies=dependencies,
+        include=include,
+        exclude=exclude,
+        jobs=jobs,
+        timeout=timeout,
+        pythonpath=pythonpath,
+        pytest_args=pytest_args,
+        engine=engine,
+        cuda_policy=cuda_policy,
+        cuda_variants=variants,
+        note=note,
+    )
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _reject_unknown(
+    raw: Mapping[str, Any], known: Sequence[str] | Mapping[str, str], where: Any, prefix: str
+) -> None:
+    for key in raw:
+        if key in known:
+            continue
+        name = str(key)
+        guess = difflib.get_close_matches(name.replace("_", "-"), list(known), n=1)
+        hint = f"did you mean {guess[0]!r}?" if guess else f"known keys: {', '.join(known)}"
+        raise ConfigError("unknown key", file=where, key=prefix + name, hint=hint)
+
+
+def _list(value: Any, where: Any, key: str) -> list[Any]:
+    if isinstance(value, str) or not isinstance(value, list):
+        raise ConfigError(
+            f"expected a list, got {_show(value)}",
+            file=where,
+            key=key,
+            hint=f"write {key} as {TOP_LEVEL_KEYS.get(key, 'a list')}",
+        )
+    return value
+
+
+def _strings(value: Any, where: Any, key: str) -> tuple[str, ...]:
+    items = _list(value, where, key)
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(
+                f"expected a non-empty string, got {_show(item)}",
+                file=where,
+                key=f"{key}[{i}]",
+                hint="quote the value",
+            )
+    return tuple(item.strip() for item in items)
+
+
+def _versions(value: Any, where: Any, key: str, check: Any) -> tuple[str, ...]:
+    items = _list(value, where, key)
+    if not items:
+        raise ConfigError(
+            "the axis is empty", file=where, key=key, hint=f"list at least one value: {key} = [...]"
+        )
+    out: list[str] = []
+    for i, item in enumerate(items):
+        if isinstance(item, float | int) and not isinstance(item, bool):
+            raise ConfigError(
+                f"{item!r} is a number, not a string",
+                file=where,
+                key=f"{key}[{i}]",
+                hint=f"quote versions: '{item}' (unquoted, 3.10 reads as the number 3.1)",
+            )
+        if not isinstance(item, str):
+            raise ConfigError(
+                f"expected a string, got {_show(item)}", file=where, key=f"{key}[{i}]"
+            )
+        check(item, where, f"{key}[{i}]")
+        if item in out:
+            raise ConfigError(
+                f"{item!r} is listed twice", file=where, key=key, hint="list each value once"
+            )
+        out.append(item)
+    return tuple(out)
+
+
+def _check_python(value: str, where: Any, key: str) -> None:
+    match = PYTHON_RE.match(value)
+    if not match:
+        raise ConfigError(
+            f"{value!r} is not a Python version",
+            file=where,
+            key=key,
+            hint="write it as MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. '3.12'",
+        )
+    if int(match.group(1)) < 9:
+        raise ConfigError(
+            f"Python {value} is not supported in cells",
+            file=where,
+            key=key,
+            hint="cells run CPython 3.9 or newer",
+        )
+
+
+def _check_cuda(value: str, where: Any, key: str) -> None:
+    if value != "cpu" and not CUDA_RE.match(value):
+        raise ConfigError(
+            f"{value!r} is not a CUDA variant",
+            file=where,
+            key=key,
+            hint="use 'cpu' or a CUDA version such as '11.8' or '12.1'",
+        )
+
+
+def _specs(value: Any, where: Any, key: str) -> tuple[str, ...]:
+    # Imported here: rattler is a compiled extension and is only needed when specs are present.
+    from rattler import MatchSpec
+
+    specs = _strings(value, where, key)
+    for i, spec in enumerate(specs):
+        try:
+            parsed = MatchSpec(spec)
+        except Exception as exc:  # rattler raises its own InvalidMatchSpecError
+            raise ConfigError(
+                f"{spec!r} is not a valid conda match spec: {exc}",
+                file=where,
+                key=f"{key}[{i}]",
+                hint="write specs like 'numpy', 'numpy >=1.24' or 'numpy=1.26'",
+            ) from None
+        name = parsed.name.normalized if parsed.name else ""
+        if name == "python":
+            raise ConfigError(
+                f"{spec!r} pins Python, which the python axis decides",
+                file=where,
+                key=f"{key}[{i}]",
+                hint="remove it and list the versions in python = [...]",
+            )
+    return specs
+
+
+def _channels(value: Any, where: Any, key: str, root: Path) -> tuple[str, ...]:
+    channels = _strings(value, where, key)
+    if not channels:
+        raise ConfigError("no channels listed", file=where, key=key, hint="e.g. ['conda-forge']")
+    out: list[str] = []
+    for i, channel in enumerate(channels):
+        out.append(resolve_channel(channel, root, where=where, key=f"{key}[{i}]"))
+    return tuple(out)
+
+
+def resolve_channel(channel: str, root: Path, *, where: Any = None, key: str = "channels") -> str:
+    """``channel`` as rattler takes it: names and URLs as they are, local folders absolute."""
+    expanded = os.path.expandvars(channel)
+    if "://" in expanded:
+        return expanded
+    looks_local = expanded.startswith((".", "/", "~")) or os.sep in expanded
+    if not looks_local:
+        return expanded  # a channel name such as conda-forge
+    folder = (root / Path(expanded).expanduser()).resolve()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"local channel folder {channel!r} does not exist (looked at {folder})",
+            file=where,
+            key=key,
+            hint="build one with `condamatrix local-channel DIR`, or fix the path",
+        )
+    return str(folder)
+
+
+def _rules(value: Any, where: Any, key: str, *, allow_deps: bool) -> tuple[CellRule, ...]:
+    rules: list[CellRule] = []
+    for i, item in enumerate(_list(value, where, key)):
+        item_key = f"{key}[{i}]"
+        if not isinstance(item, dict) or not item:
+            raise ConfigError(
+                f"expected a table like {{python = '3.9', cuda = 'cpu'}}, got {_show(item)}",
+                file=where,
+                key=item_key,
+            )
+        allowed = RULE_KEYS if allow_deps else AXES
+        _reject_unknown(item, allowed, where, prefix=item_key + ".")
+        values: dict[str, str | None] = {}
+        for axis in AXES:
+            axis_value = item.get(axis)
+            if axis_value is not None and not isinstance(axis_value, str):
+                raise ConfigError(
+                    f"{_show(axis_value)} is not a string",
+                    file=where,
+                    key=f"{item_key}.{axis}",
+                    hint="quote the value, e.g. '3.10'",
+                )
+            values[axis] = axis_value
+        if values["python"] is None and values["cuda"] is None:
+            raise ConfigError(
+                "names no axis value",
+                file=where,
+                key=item_key,
+                hint="give python and/or cuda",
+            )
+        deps = _specs(item.get("dependencies", []), where, f"{item_key}.dependencies")
+        rules.append(CellRule(python=values["python"], cuda=values["cuda"], dependencies=deps))
+    return tuple(rules)
+
+
+def _jobs(value: Any, where: Any) -> int | None:
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"{_show(value)} is not a positive whole number",
+            file=where,
+            key="jobs",
+            hint="use e.g. jobs = 2, or 'auto' for one per CPU",
+        )
+    return value
+
+
+def _timeout(value: Any, where: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(
+            f"{_show(value)} is not a positive number of seconds",
+            file=where,
+            key="timeout",
+            hint="use e.g. timeout = 900",
+        )
+    return float(value)
+
+
+def _choice(value: Any, choices: Sequence[str], where: Any, key: str) -> str:
+    if value not in choices:
+        guess = difflib.get_close_matches(str(value), list(choices), n=1)
+        hint = f"did you mean {guess[0]!r}?" if guess else f"use one of: {', '.join(choices)}"
+        raise ConfigError(f"{_show(value)} is not allowed", file=where, key=key, hint=hint)
+    return str(value)
+
+
+def _variants(value: Any, where: Any, root: Path) -> dict[str, CudaVariantSpec]:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"expected a table keyed by variant, got {_show(value)}",
+            file=where,
+            key="cuda-variants",
+        )
+    out: dict[str, CudaVariantSpec] = {}
+    for name, body in value.items():
+        key = f"cuda-variants.{name}"
+        if not isinstance(body, dict):
+            raise ConfigError(f"expected a table, got {_show(body)}", file=where, key=key)
+        _reject_unknown(body, VARIANT_KEYS, where, prefix=key + ".")
+        deps = _specs(body.get("dependencies", []), where, f"{key}.dependencies")
+        channels = tuple(
+            resolve_channel(c, root, where=where, key=f"{key}.channels")
+            for c in _strings(body.get("channels", []), where, f"{key}.channels")
+        )
+        out[str(name)] = CudaVariantSpec(dependencies=deps, channels=channels)
+    return out

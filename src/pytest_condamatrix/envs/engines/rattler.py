@@ -1,0 +1,112 @@
+"""The embedded engine: py-rattler's solver and installer, no conda needed."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+from pathlib import Path
+
+import rattler
+from rattler import BuildString, GenericVirtualPackage, PackageName, Subdir, Version
+
+from ...errors import EnvBuildError
+from ..spec import EnvSpec
+
+# Virtual packages whose version decides nothing for us: leaving the version out keeps a
+# kernel update from invalidating every env.
+UNVERSIONED = {"__linux", "__osx", "__win", "__unix"}
+
+
+class RattlerEngine:
+    """Solve with resolvo and install from a shared, hard-linked package cache."""
+
+    def __init__(self, package_cache: Path, repodata_cache: Path) -> None:
+        self.package_cache = package_cache
+        self.repodata_cache = repodata_cache
+        self.id = f"rattler {importlib.metadata.version('py-rattler')}"
+        self.platform = str(rattler.Subdir.current())
+        self._host: tuple[GenericVirtualPackage, ...] | None = None
+
+    def _host_packages(self) -> tuple[GenericVirtualPackage, ...]:
+        if self._host is None:
+            # from_env() honours CONDA_OVERRIDE_GLIBC/ARCHSPEC/... as conda does.
+            detected = rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env())
+            self._host = tuple(
+                vp.into_generic()
+                for vp in detected
+                if vp.into_generic().name.normalized != "__cuda"
+            )
+        return self._host
+
+    def virtual_packages(self, cuda: str) -> tuple[str, ...]:
+        out = []
+        for vp in self._host_packages():
+            name = vp.name.normalized
+            out.append(name if name in UNVERSIONED else f"{name}={vp.version}={vp.build_string}")
+        if cuda != "cpu":
+            # Solve CUDA cells as if a driver for their variant were present: solving needs no GPU.
+            out.append(f"__cuda={cuda}=0")
+        return tuple(sorted(out))
+
+    def _solve_packages(self, spec: EnvSpec) -> list[GenericVirtualPackage]:
+        by_name = {vp.name.normalized: vp for vp in self._host_packages()}
+        out = []
+        for entry in spec.virtual_packages:
+            name, _, rest = entry.partition("=")
+            if name in by_name and not rest:
+                out.append(by_name[name])
+                continue
+            version, _, build = rest.partition("=")
+            out.append(
+                GenericVirtualPackage(
+                    PackageName(name), Version(version), BuildString(build or "0")
+                )
+            )
+        return out
+
+    def solve(self, spec: EnvSpec) -> list[rattler.RepoDataRecord]:
+        gateway = rattler.Gateway(cache_dir=self.repodata_cache)
+        channels = [rattler.Channel(c) for c in spec.channels]
+        try:
+            return asyncio.run(
+                rattler.solve(
+                    sources=channels,
+                    specs=list(spec.specs),
+                    gateway=gateway,
+                    platforms=[Subdir(spec.platform), Subdir("noarch")],
+                    virtual_packages=self._solve_packages(spec),
+                    timestamp_policy="allow-missing",
+                )
+            )
+        except Exception as exc:  # rattler raises SolverError, GatewayError, ... with good text
+            raise EnvBuildError(
+                f"cannot solve the env of {spec.cell_id}: {_first_lines(exc)}",
+                hint=f"check the specs {list(spec.specs)} against the channels "
+                f"{list(spec.channels)}",
+            ) from None
+
+    def build(self, spec: EnvSpec, prefix: Path, final_prefix: Path) -> list[str]:
+        records = self.solve(spec)
+        try:
+            asyncio.run(
+                rattler.install(
+                    records,
+                    target_prefix=prefix,
+                    cache_dir=self.package_cache,
+                    alternative_target_prefix=final_prefix,
+                    show_progress=False,
+                    execute_link_scripts=False,
+                )
+            )
+        except Exception as exc:
+            raise EnvBuildError(
+                f"cannot install the env of {spec.cell_id}: {_first_lines(exc)}",
+                hint="rerun with --conda-matrix-rebuild; if it persists, clear the package cache",
+            ) from None
+        return sorted(f"{r.name.normalized}={r.version}={r.build}" for r in records)
+
+
+def _first_lines(exc: BaseException, limit: int = 25) -> str:
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    text = "\n".join(lines[:limit])
+    return text + ("\n..." if len(lines) > limit else "")

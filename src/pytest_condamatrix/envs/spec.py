@@ -1,0 +1,84 @@
+"""What decides a cell's environment, and the content key derived from it.
+
+The key hashes every input that changes what gets installed, so the cache-hit decision
+needs no solve and no network: engine and version, platform, channels (and, for local
+folder channels, their index content), specs, and the virtual packages used for the solve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Everything that decides one environment; equal specs give identical envs."""
+
+    cell_id: str
+    engine: str
+    platform: str
+    channels: tuple[str, ...]
+    specs: tuple[str, ...]
+    virtual_packages: tuple[str, ...]
+    channel_fingerprints: tuple[str, ...] = ()
+
+    def inputs(self) -> dict[str, Any]:
+        """The key's inputs as plain JSON data (stored in the stamp, diffed to explain rebuilds)."""
+        return {
+            "format": FORMAT_VERSION,
+            "engine": self.engine,
+            "platform": self.platform,
+            "channels": list(self.channels),
+            "channel_content": list(self.channel_fingerprints),
+            "specs": list(self.specs),
+            "virtual_packages": list(self.virtual_packages),
+        }
+
+    @property
+    def key(self) -> str:
+        canonical = json.dumps(self.inputs(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.cell_id}-{self.key[:8]}"
+
+
+def channel_fingerprint(channel: str, platform: str) -> str | None:
+    """Hash of a local folder channel's index; None for remote channels (names or URLs)."""
+    if "://" in channel and not channel.startswith("file://"):
+        return None
+    folder = Path(channel.removeprefix("file://"))
+    if not folder.is_absolute() or not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for subdir in (platform, "noarch"):
+        repodata = folder / subdir / "repodata.json"
+        digest.update(subdir.encode())
+        if repodata.is_file():
+            digest.update(repodata.read_bytes())
+    return f"{channel}@{digest.hexdigest()[:16]}"
+
+
+def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """Say which inputs differ, e.g. ``specs: +numpy >=1.24, -numpy``."""
+    parts: list[str] = []
+    for name in sorted(set(old) | set(new)):
+        before, after = old.get(name), new.get(name)
+        if before == after:
+            continue
+        if isinstance(before, list) and isinstance(after, list):
+            added = [str(x) for x in after if x not in before]
+            removed = [str(x) for x in before if x not in after]
+            changes = [f"+{x}" for x in added] + [f"-{x}" for x in removed]
+            parts.append(f"{name}: {', '.join(changes) if changes else 'order changed'}")
+        else:
+            parts.append(f"{name}: {before!r} -> {after!r}")
+    return "; ".join(parts) if parts else "no input changed"

@@ -1,0 +1,142 @@
+"""pytest hooks: the ``--conda-matrix*`` options and the takeover of ``pytest_cmdline_main``.
+
+With ``--conda-matrix`` the outer pytest collects nothing itself: it runs the whole matrix
+and exits with the aggregated code. Inside a cell (``CONDAMATRIX_CELL`` set) the plugin is
+passive, so a cell that happens to have it installed runs its tests normally.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import pytest
+
+from .errors import CondaMatrixError, ExitCode
+
+#: options of ours that take a value (stripped, with their value, from the cells' arguments)
+VALUE_OPTIONS = (
+    "--conda-matrix-select",
+    "--conda-matrix-jobs",
+    "--conda-matrix-cache-dir",
+    "--conda-matrix-json",
+    "--conda-matrix-channel",
+    "--conda-matrix-timeout",
+    "--conda-matrix-config",
+)
+FLAG_OPTIONS = ("--conda-matrix", "--conda-matrix-list", "--conda-matrix-rebuild")
+#: pytest options whose output file would be overwritten by every cell
+PER_RUN_VALUE_OPTIONS = ("--junitxml", "--junit-xml", "--result-log")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup(
+        "conda-matrix",
+        "conda matrix (run the suite in every Python x CUDA cell of [tool.condamatrix])",
+    )
+    group.addoption(
+        "--conda-matrix",
+        action="store_true",
+        default=False,
+        help="run this test suite in every cell of the matrix, each in its own cached conda "
+        "env, and report all cells together; other arguments are passed to each cell's pytest",
+    )
+    group.addoption(
+        "--conda-matrix-list",
+        action="store_true",
+        default=False,
+        help="list the matrix cells (after --conda-matrix-select) and exit",
+    )
+    group.addoption(
+        "--conda-matrix-select",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="run only cells whose id matches GLOB, e.g. 'py3.12-*' (repeatable)",
+    )
+    group.addoption(
+        "--conda-matrix-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cells to build and run at once (default: config 'jobs', else one per CPU)",
+    )
+    group.addoption(
+        "--conda-matrix-rebuild",
+        action="store_true",
+        default=False,
+        help="rebuild the selected cells' envs even when the cache holds valid ones",
+    )
+    group.addoption(
+        "--conda-matrix-cache-dir",
+        default=None,
+        metavar="DIR",
+        help="where envs and packages are cached (default: $CONDAMATRIX_CACHE_DIR, else the "
+        "user cache folder)",
+    )
+    group.addoption(
+        "--conda-matrix-json",
+        default=None,
+        metavar="PATH",
+        help="write all cells' results to PATH as JSON",
+    )
+    group.addoption(
+        "--conda-matrix-channel",
+        action="append",
+        default=[],
+        metavar="CHANNEL",
+        help="use CHANNEL (name, URL or local folder) instead of the configured channels "
+        "(repeatable)",
+    )
+    group.addoption(
+        "--conda-matrix-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="kill a cell's pytest (and everything it started) after SECONDS",
+    )
+    group.addoption(
+        "--conda-matrix-config",
+        default=None,
+        metavar="PATH",
+        help="read the matrix from PATH (pyproject.toml or condamatrix.yml) instead of "
+        "searching from the current folder upwards",
+    )
+
+
+def strip_matrix_args(args: Sequence[str]) -> list[str]:
+    """The arguments a cell's pytest gets: the user's, minus ours and per-run output files."""
+    out: list[str] = []
+    skip_next = False
+    for arg in args:
+        if skip_next:
+            skip_next = False
+            continue
+        if arg in FLAG_OPTIONS:
+            continue
+        if arg in VALUE_OPTIONS or arg in PER_RUN_VALUE_OPTIONS:
+            skip_next = True
+            continue
+        if arg.startswith(tuple(f"{o}=" for o in VALUE_OPTIONS + PER_RUN_VALUE_OPTIONS)):
+            continue
+        out.append(arg)
+    return out
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if os.environ.get("CONDAMATRIX_CELL"):
+        return None  # inside a cell: the tests run here, normally
+    if not (config.getoption("conda_matrix") or config.getoption("conda_matrix_list")):
+        return None
+    from .session import run_from_pytest
+
+    try:
+        return int(run_from_pytest(config))
+    except CondaMatrixError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return int(ExitCode.INTERRUPTED)

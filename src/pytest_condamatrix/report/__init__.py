@@ -1,0 +1,1 @@
+"""Reports of a matrix run: terminal (rich), JSON, and friends."""

@@ -1,0 +1,138 @@
+"""Terminal output: progress lines while cells run, then one table for the whole matrix.
+
+Rendering goes through a rich Console; without a terminal (CI logs, pipes) or with NO_COLOR
+it prints plain text, so the same report reads well in both places.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..results import CellResult, RunResult, TestResult
+
+STATUS_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "env-error": "red",
+    "crashed": "red",
+    "timeout": "red",
+    "error": "red",
+    "interrupted": "yellow",
+    "no-tests": "yellow",
+    "not-run": "yellow",
+}
+
+
+def make_console(file: object | None = None, *, width: int | None = None) -> Console:
+    return Console(file=file, width=width, highlight=False, soft_wrap=False)  # type: ignore[arg-type]
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+class ProgressPrinter:
+    """One line per phase change of a cell; thread-safe. ``verbosity`` follows pytest's -q/-v."""
+
+    def __init__(self, console: Console, verbosity: int = 0) -> None:
+        self.console = console
+        self.verbosity = verbosity
+        self._lock = threading.Lock()
+        self._phase: dict[str, str] = {}
+
+    def _line(self, cell: str, text: str, style: str = "") -> None:
+        if self.verbosity < 0:
+            return
+        with self._lock:
+            line = Text(f"[{cell}] ", style="bold")
+            line.append(text, style=style)
+            self.console.print(line)
+
+    def cell_phase(self, cell: str, phase: str) -> None:
+        if self._phase.get(cell) == phase or phase in ("checking cache", "waiting for lock"):
+            self._phase[cell] = phase
+            return
+        self._phase[cell] = phase
+        self._line(cell, phase + ("" if phase == "running" else " ..."))
+
+    def cell_collected(self, cell: str, count: int) -> None:
+        self._line(cell, f"collected {count} items")
+
+    def test_done(self, cell: str, test: TestResult) -> None:
+        if self.verbosity > 0 or test.outcome in ("failed", "error"):
+            self._line(cell, f"{test.nodeid} {test.outcome.upper()}", _outcome_style(test.outcome))
+
+    def cell_done(self, result: CellResult) -> None:
+        counts = ", ".join(f"{n} {k}" for k, n in result.counts().items() if n)
+        summary = f"{result.status}" + (f" ({counts})" if counts else "")
+        summary += f" in {format_seconds(result.duration)}"
+        self._line(result.cell, summary, STATUS_STYLE.get(result.status, ""))
+
+
+def _outcome_style(outcome: str) -> str:
+    return {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}.get(
+        outcome, ""
+    )
+
+
+def env_text(cell: CellResult) -> str:
+    if cell.env_status == "built":
+        return f"built ({cell.env_reason})" if cell.env_reason else "built"
+    return cell.env_status or "-"
+
+
+def summary_table(run: RunResult) -> Table:
+    table = Table(title="conda matrix", title_justify="left", show_lines=False)
+    table.add_column("cell", style="bold", no_wrap=True)
+    table.add_column("env", overflow="fold")
+    table.add_column("passed", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("skipped", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("status", no_wrap=True)
+    for cell in run.cells:
+        counts = cell.counts()
+        table.add_row(
+            cell.cell,
+            env_text(cell),
+            str(counts["passed"] + counts["xpassed"]),
+            str(counts["failed"]),
+            str(counts["skipped"] + counts["xfailed"]),
+            str(counts["error"]),
+            format_seconds(cell.duration),
+            Text(cell.status, style=STATUS_STYLE.get(cell.status, "")),
+        )
+    return table
+
+
+def render_run(console: Console, run: RunResult, *, notes: Sequence[str] = ()) -> None:
+    """The final report: table, messages of cells that need one, totals and exit code."""
+    console.print()
+    console.print(summary_table(run))
+    for cell in run.cells:
+        if cell.message:
+            console.print(Text(f"{cell.cell}: ", style="bold") + Text(cell.message, style="yellow"))
+    for note in notes:
+        console.print(Text(note, style="dim"))
+    totals = ", ".join(f"{n} {k}" for k, n in run.totals().items() if n) or "no tests"
+    by_status: dict[str, int] = {}
+    for cell in run.cells:
+        by_status[cell.status] = by_status.get(cell.status, 0) + 1
+    cells = ", ".join(f"{n} {s}" for s, n in by_status.items())
+    code = int(run.exit_code)
+    console.print(
+        Text(
+            f"{len(run.cells)} cells ({cells}); {totals} in {format_seconds(run.duration)}"
+            f" - exit code {code}",
+            style="bold " + ("green" if code == 0 else "red"),
+        )
+    )

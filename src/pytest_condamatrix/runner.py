@@ -1,0 +1,360 @@
+"""Run the cells: get each env from the cache, run the inner pytest, collect its results.
+
+The outer process never imports the project's tests. Per cell it runs
+``<prefix>/bin/python -m pytest <args> -p _condamatrix_worker`` in a process group of its
+own; the worker appends one JSON line per result to a file that this module tails for live
+progress. JUnit XML is the fallback when that stream is missing, the exit code the last one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from xml.etree import ElementTree
+
+from . import command, cuda
+from .envs.cache import EnvCache, EnvStatus
+from .envs.engines import Engine
+from .envs.spec import EnvSpec, channel_fingerprint
+from .errors import CondaMatrixError
+from .matrix import Cell
+from .results import CellResult, RunResult, TestResult
+
+WORKER_MODULE = "_condamatrix_worker"
+POLL_SECONDS = 0.05
+LOG_TAIL_LINES = 15
+# Variables of the outer Python that must not leak into a cell's interpreter.
+DROP_ENV = ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
+
+
+class Reporter(Protocol):
+    """Receives progress while the matrix runs (terminal output, tests)."""
+
+    def cell_phase(self, cell: str, phase: str) -> None: ...
+
+    def cell_collected(self, cell: str, count: int) -> None: ...
+
+    def test_done(self, cell: str, test: TestResult) -> None: ...
+
+    def cell_done(self, result: CellResult) -> None: ...
+
+
+class NullReporter:
+    def cell_phase(self, cell: str, phase: str) -> None:
+        pass
+
+    def cell_collected(self, cell: str, count: int) -> None:
+        pass
+
+    def test_done(self, cell: str, test: TestResult) -> None:
+        pass
+
+    def cell_done(self, result: CellResult) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    cache: EnvCache
+    engine: Engine
+    run_dir: Path
+    cwd: Path
+    jobs: int = 1
+    timeout: float | None = None
+    rebuild: bool = False
+    pytest_args: tuple[str, ...] = ()
+    pythonpath: tuple[Path, ...] = ()
+    cuda_policy: str = "skip"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def make_spec(cell: Cell, engine: Engine, platform: str) -> EnvSpec:
+    fingerprints = tuple(
+        fp for fp in (channel_fingerprint(c, platform) for c in cell.channels) if fp
+    )
+    return EnvSpec(
+        cell_id=cell.id,
+        engine=engine.id,
+        platform=platform,
+        channels=cell.channels,
+        specs=cell.specs,
+        virtual_packages=engine.virtual_packages(cell.cuda),
+        channel_fingerprints=fingerprints,
+    )
+
+
+class MatrixRunner:
+    """Runs cells in parallel; a crashed, hung or unbuildable cell is an outcome, not an abort."""
+
+    def __init__(self, options: RunOptions, reporter: Reporter | None = None) -> None:
+        self.options = options
+        self.reporter: Reporter = reporter or NullReporter()
+        self._stop = threading.Event()
+        self._driver: str | None = None
+
+    def run(self, cells: Sequence[Cell], platform: str) -> RunResult:
+        opts = self.options
+        opts.run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(__file__).with_name("worker.py"), opts.run_dir / f"{WORKER_MODULE}.py")
+        if any(c.is_cuda for c in cells):
+            self._driver = cuda.detect_driver()
+        results = [CellResult(cell=c.id, python=c.python, cuda=c.cuda) for c in cells]
+        start = time.monotonic()
+        interrupted = False
+        pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs), thread_name_prefix="cell")
+        futures = [
+            pool.submit(self._run_cell, cell, result, platform)
+            for cell, result in zip(cells, results, strict=True)
+        ]
+        try:
+            for future in futures:
+                future.result()
+        except KeyboardInterrupt:
+            interrupted = True
+            self._stop.set()
+            for future in futures:
+                future.cancel()
+            for result in results:
+                if result.status in ("pending", "running"):
+                    result.status = "interrupted"
+                    result.message = "interrupted before the cell finished"
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return RunResult(cells=results, duration=time.monotonic() - start, interrupted=interrupted)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run_cell(self, cell: Cell, result: CellResult, platform: str) -> None:
+        if self._stop.is_set():
+            return
+        opts = self.options
+        result.status = "running"
+        try:
+            spec = make_spec(cell, opts.engine, platform)
+            result.env_key = spec.key
+            with opts.cache.use(
+                spec,
+                opts.engine.build,
+                rebuild=opts.rebuild,
+                on_phase=lambda phase: self.reporter.cell_phase(cell.id, phase),
+            ) as env:
+                self._record_env(result, env)
+                decision = cuda.decide(cell.cuda, self._driver, opts.cuda_policy)
+                if not decision.run:
+                    result.status = "error" if opts.cuda_policy == "fail" else "not-run"
+                    result.message = decision.reason
+                elif not self._stop.is_set():
+                    self._run_tests(cell, result, env, decision)
+        except CondaMatrixError as exc:
+            result.env_status = result.env_status or "failed"
+            result.status = "env-error"
+            result.message = str(exc)
+        except Exception as exc:  # a bug of ours must not lose the other cells' results
+            result.status = "error"
+            result.message = f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            if self._stop.is_set() and result.status in ("pending", "running"):
+                result.status = "interrupted"
+            self.reporter.cell_done(result)
+
+    @staticmethod
+    def _record_env(result: CellResult, env: EnvStatus) -> None:
+        result.env_status = env.status
+        result.env_reason = env.reason
+        result.env_prefix = str(env.prefix)
+        result.packages = list(env.packages)
+        result.build_seconds = env.seconds
+
+    def _cell_env(
+        self, cell: Cell, env: EnvStatus, stream: Path, gpu: cuda.GpuDecision
+    ) -> dict[str, str]:
+        opts = self.options
+        environ = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
+        environ.update(opts.extra_env)
+        environ["PATH"] = f"{env.prefix / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
+        environ["CONDA_PREFIX"] = str(env.prefix)
+        environ["PYTHONPATH"] = os.pathsep.join(
+            [str(opts.run_dir), *(str(p) for p in opts.pythonpath)]
+        )
+        environ["PYTHONNOUSERSITE"] = "1"  # ~/.local must not leak packages into a cell
+        environ["CONDAMATRIX_CELL"] = cell.id
+        environ["CONDAMATRIX_PYTHON"] = cell.python
+        environ["CONDAMATRIX_CUDA"] = cell.cuda
+        environ["CONDAMATRIX_RESULTS"] = str(stream)
+        environ["CONDAMATRIX_GPU"] = "1" if gpu.gpu else "0"
+        environ["CONDAMATRIX_GPU_REASON"] = gpu.reason
+        if "PYTEST_ADDOPTS" in environ:
+            from .plugin import strip_matrix_args
+
+            environ["PYTEST_ADDOPTS"] = " ".join(
+                strip_matrix_args(environ["PYTEST_ADDOPTS"].split())
+            )
+        return environ
+
+    def _run_tests(
+        self, cell: Cell, result: CellResult, env: EnvStatus, gpu: cuda.GpuDecision
+    ) -> None:
+        opts = self.options
+        self.reporter.cell_phase(cell.id, "running")
+        stream = opts.run_dir / f"{cell.id}.jsonl"
+        junit = opts.run_dir / f"{cell.id}.xml"
+        log = opts.run_dir / f"{cell.id}.log"
+        for stale in (stream, junit):
+            stale.unlink(missing_ok=True)
+        argv = [
+            str(env.python),
+            "-m",
+            "pytest",
+            "-p",
+            WORKER_MODULE,
+            "-o",
+            f"cache_dir=.pytest_cache/condamatrix/{cell.id}",
+            f"--junitxml={junit}",
+            *opts.pytest_args,
+        ]
+        result.log = str(log)
+        start = time.monotonic()
+        timed_out = False
+        with log.open("wb") as output:
+            proc = command.spawn(
+                argv, env=self._cell_env(cell, env, stream, gpu), cwd=opts.cwd, output=output
+            )
+            tail = _StreamTail(stream)
+            try:
+                while proc.poll() is None:
+                    self._consume(cell, result, tail.read())
+                    if opts.timeout and time.monotonic() - start > opts.timeout:
+                        timed_out = True
+                        command.kill_group(proc)
+                        break
+                    if self._stop.is_set():
+                        command.kill_group(proc)
+                        break
+                    time.sleep(POLL_SECONDS)
+            finally:
+                command.reap_group(proc)  # also ends children the tests left behind
+        self._consume(cell, result, tail.read())
+        result.test_seconds = time.monotonic() - start
+        result.exit_code = proc.returncode
+        if not result.tests and junit.is_file():
+            result.tests = read_junit(junit)
+        self._classify(result, timed_out, log)
+
+    def _consume(self, cell: Cell, result: CellResult, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            event = record.get("event")
+            if event == "start":
+                result.interpreter = str(record.get("python", ""))
+            elif event == "collected":
+                result.collected = int(record.get("count", 0))
+                self.reporter.cell_collected(cell.id, result.collected)
+            elif event == "test":
+                test = TestResult(
+                    nodeid=str(record.get("nodeid", "")),
+                    outcome=str(record.get("outcome", "")),
+                    duration=float(record.get("duration", 0.0)),
+                    when=str(record.get("when", "call")),
+                    message=str(record.get("message", "")),
+                    longrepr=str(record.get("longrepr", "")),
+                )
+                result.tests.append(test)
+                self.reporter.test_done(cell.id, test)
+
+    def _classify(self, result: CellResult, timed_out: bool, log: Path) -> None:
+        code = result.exit_code
+        if timed_out:
+            result.status = "timeout"
+            result.message = f"killed after the {self.options.timeout:g} s timeout"
+        elif self._stop.is_set():
+            result.status = "interrupted"
+            result.message = "interrupted"
+        elif code == 0:
+            result.status = "passed"
+        elif code == 1:
+            result.status = "failed"
+        elif code == 5:
+            result.status = "no-tests"
+            result.message = "no tests collected"
+        elif code is not None and code < 0:
+            result.status = "crashed"
+            result.message = f"pytest was killed by signal {-code}" + _log_tail(log)
+        else:
+            meaning = {2: "interrupted", 3: "internal error", 4: "usage error"}.get(
+                code if code is not None else -1, f"exit code {code}"
+            )
+            result.status = "error" if code in (2, 3, 4) else "crashed"
+            result.message = f"pytest ended with {meaning}" + _log_tail(log)
+
+
+class _StreamTail:
+    """Reads complete JSON lines appended to a file since the last read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.pending = b""
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(chunk)
+        data = self.pending + chunk
+        *lines, self.pending = data.split(b"\n")
+        records = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
+
+
+def read_junit(path: Path) -> list[TestResult]:
+    """Tests from a JUnit XML file: the fallback when the JSON stream is missing."""
+    try:
+        root = ElementTree.parse(path).getroot()
+    except (ElementTree.ParseError, OSError):
+        return []
+    tests = []
+    for case in root.iter("testcase"):
+        classname, name = case.get("classname", ""), case.get("name", "")
+        nodeid = f"{classname.replace('.', '/')}.py::{name}" if classname else name
+        outcome = "passed"
+        message = ""
+        for tag, meaning in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+            element = case.find(tag)
+            if element is not None:
+                outcome, message = meaning, element.get("message", "")
+                break
+        tests.append(
+            TestResult(
+                nodeid=nodeid,
+                outcome=outcome,
+                duration=float(case.get("time", 0) or 0),
+                message=message,
+            )
+        )
+    return tests
+
+
+def _log_tail(log: Path) -> str:
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    tail = [line for line in lines[-LOG_TAIL_LINES:] if line.strip()]
+    return ("\n" + "\n".join(tail)) if tail else ""

@@ -1,0 +1,187 @@
+"""One matrix run from start to end: config, cells, envs, runner, reports, exit code.
+
+Shared by the pytest plugin (``pytest --conda-matrix``) and the ``condamatrix`` command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+import pytest
+from rich.console import Console
+from rich.text import Text
+
+from . import __version__
+from .config import MatrixConfig, load_config, resolve_channel
+from .envs.cache import EnvCache
+from .envs.engines.rattler import RattlerEngine
+from .errors import ExitCode, UsageError
+from .matrix import Cell, build_cells, select_cells
+from .plugin import strip_matrix_args
+from .report.terminal import ProgressPrinter, make_console, render_run
+from .results import write_json
+from .runner import MatrixRunner, RunOptions
+
+CACHE_ENV_VAR = "CONDAMATRIX_CACHE_DIR"
+KEEP_RUNS = 20
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """What the command line asked for (pytest options or ``condamatrix`` arguments)."""
+
+    cwd: Path
+    config_path: Path | None = None
+    select: tuple[str, ...] = ()
+    jobs: int | None = None
+    rebuild: bool = False
+    cache_dir: Path | None = None
+    json_path: Path | None = None
+    channels: tuple[str, ...] = ()
+    timeout: float | None = None
+    list_only: bool = False
+    pytest_args: tuple[str, ...] = ()
+    verbosity: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def run_from_pytest(config: pytest.Config) -> ExitCode:
+    def path(name: str) -> Path | None:
+        value = config.getoption(name)
+        return Path(value) if value else None
+
+    jobs = config.getoption("conda_matrix_jobs")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--conda-matrix-jobs {jobs}: give a positive number of cells")
+    timeout = config.getoption("conda_matrix_timeout")
+    if timeout is not None and timeout <= 0:
+        raise UsageError(f"--conda-matrix-timeout {timeout}: give a positive number of seconds")
+    options = SessionOptions(
+        cwd=config.invocation_params.dir,
+        config_path=path("conda_matrix_config"),
+        select=tuple(config.getoption("conda_matrix_select")),
+        jobs=jobs,
+        rebuild=bool(config.getoption("conda_matrix_rebuild")),
+        cache_dir=path("conda_matrix_cache_dir"),
+        json_path=path("conda_matrix_json"),
+        channels=tuple(config.getoption("conda_matrix_channel")),
+        timeout=timeout,
+        list_only=bool(config.getoption("conda_matrix_list")),
+        pytest_args=tuple(strip_matrix_args(config.invocation_params.args)),
+        verbosity=int(config.getoption("verbose")),
+    )
+    return run_session(options, make_console())
+
+
+def cache_root(explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit.expanduser().resolve()
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(platformdirs.user_cache_dir("pytest-condamatrix", appauthor=False))
+
+
+def load_matrix(options: SessionOptions) -> tuple[MatrixConfig, list[Cell]]:
+    config = load_config(
+        (options.cwd / options.config_path) if options.config_path else None, start=options.cwd
+    )
+    if options.channels:
+        channels = tuple(
+            resolve_channel(c, options.cwd, where="--conda-matrix-channel", key=c)
+            for c in options.channels
+        )
+        config = dataclasses.replace(config, channels=channels)
+    cells = select_cells(build_cells(config), options.select)
+    return config, cells
+
+
+def run_session(options: SessionOptions, console: Console) -> ExitCode:
+    config, cells = load_matrix(options)
+    if options.list_only:
+        for cell in cells:
+            console.print(
+                f"{cell.id}  python={cell.python} cuda={cell.cuda}  " + " ".join(cell.specs)
+            )
+        return ExitCode.OK
+    root = cache_root(options.cache_dir)
+    cache = EnvCache(root)
+    engine = RattlerEngine(cache.package_cache, root / "repodata")
+    pythonpath = config.pythonpath
+    if not pythonpath and (config.root / "src").is_dir():
+        pythonpath = (config.root / "src",)
+    run_dir = _new_run_dir(root)
+    jobs = options.jobs or config.jobs or min(len(cells), os.cpu_count() or 1)
+    console.print(
+        Text(
+            f"conda matrix: {len(cells)} cells from {config.source_name}, jobs={jobs}, "
+            f"cache {root}",
+            style="bold",
+        )
+    )
+    if config.note:
+        console.print(Text(config.note, style="yellow"))
+    runner = MatrixRunner(
+        RunOptions(
+            cache=cache,
+            engine=engine,
+            run_dir=run_dir,
+            cwd=options.cwd,
+            jobs=jobs,
+            timeout=options.timeout or config.timeout,
+            rebuild=options.rebuild,
+            pytest_args=(*config.pytest_args, *options.pytest_args),
+            pythonpath=pythonpath,
+            cuda_policy=config.cuda_policy,
+            extra_env=options.extra_env,
+        ),
+        ProgressPrinter(console, options.verbosity),
+    )
+    run = runner.run(cells, engine.platform)
+    run.config = config.source_name
+    run.host = host_facts(engine)
+    notes = [f"logs: {run_dir}"]
+    if options.json_path:
+        json_path = options.cwd / options.json_path
+        write_json(run, json_path)
+        notes.append(f"results: {json_path}")
+    render_run(console, run, notes=notes)
+    return run.exit_code
+
+
+def host_facts(engine: RattlerEngine) -> dict[str, str]:
+    facts = {
+        "platform": engine.platform,
+        "machine": platform.machine(),
+        "system": platform.platform(),
+        "tool": f"pytest-condamatrix {__version__}",
+        "engine": engine.id,
+    }
+    for entry in engine.virtual_packages("cpu"):
+        name, _, rest = entry.partition("=")
+        if rest:
+            facts[name.lstrip("_")] = rest.split("=")[0]
+    return facts
+
+
+def _new_run_dir(root: Path) -> Path:
+    runs = root / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    old = sorted(p for p in runs.iterdir() if p.is_dir())
+    for stale in old[:-KEEP_RUNS]:
+        shutil.rmtree(stale, ignore_errors=True)
+    run_dir = runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    run_dir.mkdir()
+    return run_dir
+
+
+def format_cells(cells: Sequence[Cell]) -> str:
+    return ", ".join(c.id for c in cells)
