@@ -87,25 +87,73 @@ BAD_CONFIGS = [
     ("condamatrix.yml", "python: ['3.12', '3.12']\n", ["python", "twice"]),
     ("condamatrix.yml", "python: ['3.12']\ncuda: ['gpu']\n", ["cuda[0]", "not a CUDA variant"]),
     ("condamatrix.yml", "python: ['3.12']\npyton: 1\n", ["pyton", "did you mean 'python'"]),
-    ("condamatrix.yml", "python: ['3.12']\ndependencies: ['numpy >=>1']\n", ["dependencies[0]", "match spec"]),
-    ("condamatrix.yml", "python: ['3.12']\ndependencies: ['python 3.12']\n", ["dependencies[0]", "python axis"]),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\ndependencies: ['numpy >=>1']\n",
+        ["dependencies[0]", "match spec"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\ndependencies: ['python 3.12']\n",
+        ["dependencies[0]", "python axis"],
+    ),
     ("condamatrix.yml", "python: ['3.12']\ndependencies: [1]\n", ["dependencies[0]", "string"]),
     ("condamatrix.yml", "python: ['3.12']\nchannels: []\n", ["channels", "no channels"]),
-    ("condamatrix.yml", "python: ['3.12']\nchannels: ['./nowhere']\n", ["channels[0]", "does not exist"]),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nchannels: ['./nowhere']\n",
+        ["channels[0]", "does not exist"],
+    ),
     ("condamatrix.yml", "python: ['3.12']\njobs: 0\n", ["jobs", "positive whole number"]),
     ("condamatrix.yml", "python: ['3.12']\njobs: true\n", ["jobs"]),
     ("condamatrix.yml", "python: ['3.12']\ntimeout: -5\n", ["timeout", "positive number"]),
     ("condamatrix.yml", "python: ['3.12']\nengine: condaa\n", ["engine", "not allowed"]),
     ("condamatrix.yml", "python: ['3.12']\ncuda-policy: maybe\n", ["cuda-policy", "not allowed"]),
-    ("condamatrix.yml", "python: ['3.12']\nexclude: ['3.12']\n", ["exclude[0]", "expected a table"]),
-    ("condamatrix.yml", "python: ['3.12']\nexclude: [{pyhton: '3.12'}]\n", ["exclude[0].pyhton", "did you mean"]),
-    ("condamatrix.yml", "python: ['3.12']\ninclude: [{dependencies: ['x']}]\n", ["include[0]", "names no axis"]),
-    ("condamatrix.yml", "python: ['3.12']\nexclude: [{python: 3.12}]\n", ["exclude[0].python", "not a string"]),
-    ("condamatrix.yml", "python: ['3.12']\ninclude: [{python: '2.7', cuda: 'cpu'}]\n", ["include[0].python"]),
-    ("condamatrix.yml", "python: ['3.12']\npythonpath: ['nope']\n", ["pythonpath[0]", "does not exist"]),
-    ("condamatrix.yml", "python: ['3.12']\ncuda-variants: {'11.8': {}}\n", ["cuda-variants.11.8", "not on the cuda axis"]),
-    ("condamatrix.yml", "python: ['3.12']\ncuda: ['cpu', '12.1']\ncuda-variants: {'12.1': {deps: []}}\n", ["cuda-variants.12.1.deps"]),
-    ("condamatrix.yml", "python: ['3.12']\npytest-args: '-q'\n", ["pytest-args", "expected a list"]),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nexclude: ['3.12']\n",
+        ["exclude[0]", "expected a table"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nexclude: [{pyhton: '3.12'}]\n",
+        ["exclude[0].pyhton", "did you mean"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\ninclude: [{dependencies: ['x']}]\n",
+        ["include[0]", "names no axis"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nexclude: [{python: 3.12}]\n",
+        ["exclude[0].python", "not a string"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\ninclude: [{python: '2.7', cuda: 'cpu'}]\n",
+        ["include[0].python"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\npythonpath: ['nope']\n",
+        ["pythonpath[0]", "does not exist"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\ncuda-variants: {'11.8': {}}\n",
+        ["cuda-variants.11.8", "not on the cuda axis"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\ncuda: ['cpu', '12.1']\ncuda-variants: {'12.1': {deps: []}}\n",
+        ["cuda-variants.12.1.deps"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\npytest-args: '-q'\n",
+        ["pytest-args", "expected a list"],
+    ),
 ]
 
 
@@ -133,7 +181,9 @@ def test_exclude_everything_is_an_error(tmp_path: Path) -> None:
     from pytest_condamatrix.matrix import build_cells
 
     config = parse_config(
-        {"python": ["3.12"], "exclude": [{"python": "3.12"}]}, source=tmp_path / "x.yml", root=tmp_path
+        {"python": ["3.12"], "exclude": [{"python": "3.12"}]},
+        source=tmp_path / "x.yml",
+        root=tmp_path,
     )
     with pytest.raises(ConfigError, match="removes every cell"):
         build_cells(config)

@@ -60,7 +60,9 @@ def test_cuda_cells_get_cuda_version_by_default_or_configured_specs(tmp_path: Pa
         {
             "python": ["3.12"],
             "cuda": ["cpu", "11.8", "12.1"],
-            "cuda-variants": {"12.1": {"dependencies": ["pytorch-cuda=12.1"], "channels": ["nvidia"]}},
+            "cuda-variants": {
+                "12.1": {"dependencies": ["pytorch-cuda=12.1"], "channels": ["nvidia"]}
+            },
         },
         source=None,
         root=tmp_path,
@@ -78,7 +80,9 @@ def test_exact_python_pins_with_double_equals(tmp_path: Path) -> None:
 
 
 def test_select_by_glob(tmp_path: Path) -> None:
-    config = parse_config({"python": ["3.9", "3.12"], "cuda": ["cpu", "11.8"]}, source=None, root=tmp_path)
+    config = parse_config(
+        {"python": ["3.9", "3.12"], "cuda": ["cpu", "11.8"]}, source=None, root=tmp_path
+    )
     cells = build_cells(config)
     assert [c.id for c in select_cells(cells, ["py3.12-*"])] == ["py3.12-cpu", "py3.12-cu11.8"]
     assert [c.id for c in select_cells(cells, ["*-cpu", "py3.9-cu11.8"])] == [

@@ -29,7 +29,9 @@ def test_list_cells(pytester: pytest.Pytester) -> None:
     pytester.makepyprojecttoml(CONFIG)
     result = pytester.runpytest("--conda-matrix-list")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["py3.9-cpu *", "py3.12-cpu *", "py3.12-cu12.1 *cuda-version 12.1.*"])
+    result.stdout.fnmatch_lines(
+        ["py3.9-cpu *", "py3.12-cpu *", "py3.12-cu12.1 *cuda-version 12.1.*"]
+    )
     result.stdout.no_fnmatch_line("py3.9-cu12.1*")
 
 
@@ -43,10 +45,12 @@ def test_list_with_selection(pytester: pytest.Pytester) -> None:
 
 
 def test_bad_config_is_a_usage_error_without_traceback(pytester: pytest.Pytester) -> None:
-    pytester.makepyprojecttoml('[tool.condamatrix]\npython = [3.10]\n')
+    pytester.makepyprojecttoml("[tool.condamatrix]\npython = [3.10]\n")
     result = pytester.runpytest_subprocess("--conda-matrix")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["ERROR: *pyproject.toml: python[[]0[]]: 3.1 is a number*", "*hint: quote*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: *pyproject.toml: python[[]0[]]: 3.1 is a number*", "*hint: quote*"]
+    )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
@@ -54,7 +58,9 @@ def test_unknown_selection_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyprojecttoml(CONFIG)
     result = pytester.runpytest_subprocess("--conda-matrix", "--conda-matrix-select", "py2.7-*")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["ERROR: *matches no cell*", "*py3.9-cpu, py3.12-cpu, py3.12-cu12.1*"])
+    result.stderr.fnmatch_lines(
+        ["ERROR: *matches no cell*", "*py3.9-cpu, py3.12-cpu, py3.12-cu12.1*"]
+    )
 
 
 def test_bad_jobs_value(pytester: pytest.Pytester) -> None:
@@ -89,7 +95,17 @@ def test_inside_a_cell_the_plugin_is_passive(
         (["--conda-matrix-select=py3.9-*", "-x"], ["-x"]),
         (["--conda-matrix-json", "out.json", "--conda-matrix-rebuild", "-q"], ["-q"]),
         (["--junitxml", "j.xml", "--junit-xml=k.xml", "-v"], ["-v"]),
-        (["--conda-matrix-jobs", "2", "--conda-matrix-cache-dir", "c", "--conda-matrix-channel", "x"], []),
+        (
+            [
+                "--conda-matrix-jobs",
+                "2",
+                "--conda-matrix-cache-dir",
+                "c",
+                "--conda-matrix-channel",
+                "x",
+            ],
+            [],
+        ),
     ],
 )
 def test_cells_get_the_users_args_minus_ours(args: list[str], expected: list[str]) -> None:

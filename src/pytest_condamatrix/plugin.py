@@ -21,6 +21,8 @@ VALUE_OPTIONS = (
     "--conda-matrix-jobs",
     "--conda-matrix-cache-dir",
     "--conda-matrix-json",
+    "--conda-matrix-junit",
+    "--conda-matrix-markdown",
     "--conda-matrix-channel",
     "--conda-matrix-timeout",
     "--conda-matrix-config",
@@ -80,6 +82,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="PATH",
         help="write all cells' results to PATH as JSON",
+    )
+    group.addoption(
+        "--conda-matrix-junit",
+        default=None,
+        metavar="PATH",
+        help="write one JUnit XML file with a <testsuite> per cell to PATH (--junitxml given "
+        "with --conda-matrix does the same)",
+    )
+    group.addoption(
+        "--conda-matrix-markdown",
+        default=None,
+        metavar="PATH",
+        help="write a Markdown summary to PATH (it is appended to $GITHUB_STEP_SUMMARY when "
+        "that is set)",
     )
     group.addoption(
         "--conda-matrix-channel",

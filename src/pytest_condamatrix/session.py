@@ -26,8 +26,10 @@ from .envs.engines.rattler import RattlerEngine
 from .errors import ExitCode, UsageError
 from .matrix import Cell, build_cells, select_cells
 from .plugin import strip_matrix_args
+from .report.junit import write_junit
+from .report.markdown import write_markdown
 from .report.terminal import ProgressPrinter, make_console, render_run
-from .results import write_json
+from .results import RunResult, write_json
 from .runner import MatrixRunner, RunOptions
 
 CACHE_ENV_VAR = "CONDAMATRIX_CACHE_DIR"
@@ -45,6 +47,8 @@ class SessionOptions:
     rebuild: bool = False
     cache_dir: Path | None = None
     json_path: Path | None = None
+    junit_path: Path | None = None
+    markdown_path: Path | None = None
     channels: tuple[str, ...] = ()
     timeout: float | None = None
     list_only: bool = False
@@ -72,6 +76,8 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
         rebuild=bool(config.getoption("conda_matrix_rebuild")),
         cache_dir=path("conda_matrix_cache_dir"),
         json_path=path("conda_matrix_json"),
+        junit_path=path("conda_matrix_junit") or _pytest_junit(config),
+        markdown_path=path("conda_matrix_markdown"),
         channels=tuple(config.getoption("conda_matrix_channel")),
         timeout=timeout,
         list_only=bool(config.getoption("conda_matrix_list")),
@@ -79,6 +85,11 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
         verbosity=int(config.getoption("verbose")),
     )
     return run_session(options, make_console())
+
+
+def _pytest_junit(config: pytest.Config) -> Path | None:
+    value = getattr(config.option, "xmlpath", None)
+    return Path(value) if value else None
 
 
 def cache_root(explicit: Path | None) -> Path:
@@ -148,13 +159,28 @@ def run_session(options: SessionOptions, console: Console) -> ExitCode:
     run = runner.run(cells, engine.platform)
     run.config = config.source_name
     run.host = host_facts(engine)
-    notes = [f"logs: {run_dir}"]
-    if options.json_path:
-        json_path = options.cwd / options.json_path
-        write_json(run, json_path)
-        notes.append(f"results: {json_path}")
-    render_run(console, run, notes=notes)
+    notes = [f"logs: {run_dir}", *write_reports(run, options)]
+    render_run(console, run, notes=notes, verbosity=options.verbosity)
     return run.exit_code
+
+
+def write_reports(run: RunResult, options: SessionOptions) -> list[str]:
+    """Write the requested report files; returns one note per file written."""
+    notes = []
+    if options.json_path:
+        write_json(run, options.cwd / options.json_path)
+        notes.append(f"results: {options.cwd / options.json_path}")
+    if options.junit_path:
+        write_junit(run, options.cwd / options.junit_path)
+        notes.append(f"junit: {options.cwd / options.junit_path}")
+    if options.markdown_path:
+        write_markdown(run, options.cwd / options.markdown_path)
+        notes.append(f"markdown: {options.cwd / options.markdown_path}")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        write_markdown(run, Path(summary), append=True)
+        notes.append("summary appended to $GITHUB_STEP_SUMMARY")
+    return notes
 
 
 def host_facts(engine: RattlerEngine) -> dict[str, str]:

@@ -14,6 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results import CellResult, RunResult, TestResult
+from .differential import axis_label, differences
+from .failures import group_failures
 
 STATUS_STYLE = {
     "passed": "green",
@@ -114,10 +116,67 @@ def summary_table(run: RunResult) -> Table:
     return table
 
 
-def render_run(console: Console, run: RunResult, *, notes: Sequence[str] = ()) -> None:
-    """The final report: table, messages of cells that need one, totals and exit code."""
+def grid_table(run: RunResult) -> Table:
+    """Python rows x CUDA columns, each cell showing its status and counts."""
+    pythons = list(dict.fromkeys(c.python for c in run.cells))
+    cudas = list(dict.fromkeys(c.cuda for c in run.cells))
+    by_axes = {(c.python, c.cuda): c for c in run.cells}
+    table = Table(title="python x cuda", title_justify="left")
+    table.add_column("python", style="bold")
+    for cuda in cudas:
+        table.add_column(axis_label("cuda", cuda))
+    for python in pythons:
+        row: list[Text | str] = [axis_label("python", python)]
+        for cuda in cudas:
+            cell = by_axes.get((python, cuda))
+            if cell is None:
+                row.append("-")
+                continue
+            counts = cell.counts()
+            text = Text(cell.status, style=STATUS_STYLE.get(cell.status, ""))
+            text.append(f" {counts['passed']}/{counts['failed']}/{counts['skipped']}")
+            row.append(text)
+        table.add_row(*row)
+    table.caption = "status passed/failed/skipped"
+    return table
+
+
+def render_failures(console: Console, run: RunResult, verbosity: int = 0) -> None:
+    """Each distinct failure once, with the cells where it happened."""
+    groups = group_failures(run.cells)
+    if not groups:
+        return
+    console.rule("failures")
+    for group in groups:
+        console.print(
+            Text(f"{group.nodeid} ", style="bold red")
+            + Text(f"{group.outcome} on {', '.join(group.cells)}")
+        )
+        text = group.longrepr if verbosity >= 0 else group.message
+        if text:
+            console.print(Text(text.rstrip()), soft_wrap=True)
+        console.print()
+
+
+def render_differences(console: Console, run: RunResult) -> None:
+    diffs = differences(run.cells)
+    if not diffs:
+        return
+    console.rule("what fails where")
+    for diff in diffs:
+        console.print(Text(f"{diff.nodeid}: ", style="bold") + Text(diff.description, style="red"))
+
+
+def render_run(
+    console: Console, run: RunResult, *, notes: Sequence[str] = (), verbosity: int = 0
+) -> None:
+    """The final report: failures, what fails where, the table, notes, totals, exit code."""
+    render_failures(console, run, verbosity)
+    render_differences(console, run)
     console.print()
     console.print(summary_table(run))
+    if len({c.cuda for c in run.cells}) > 1 and len({c.python for c in run.cells}) > 1:
+        console.print(grid_table(run))
     for cell in run.cells:
         if cell.message:
             console.print(Text(f"{cell.cell}: ", style="bold") + Text(cell.message, style="yellow"))

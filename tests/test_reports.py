@@ -1,0 +1,207 @@
+"""Reports rendered from constructed results: differential view, failures, JUnit, JSON, Markdown."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from pytest_condamatrix.errors import ExitCode, ResultsError
+from pytest_condamatrix.report.differential import differences
+from pytest_condamatrix.report.failures import group_failures
+from pytest_condamatrix.report.junit import split_nodeid, write_junit
+from pytest_condamatrix.report.markdown import to_markdown
+from pytest_condamatrix.report.terminal import render_run
+from pytest_condamatrix.results import (
+    CellResult,
+    RunResult,
+    TestResult,
+    aggregate_exit_code,
+    from_json,
+    to_json,
+)
+
+PYTHONS = ("3.9", "3.11", "3.12")
+CUDAS = ("cpu", "11.8", "12.1")
+
+
+def make_run(failing: dict[str, set[str]], *, pythons=PYTHONS, cudas=CUDAS) -> RunResult:  # type: ignore[no-untyped-def]
+    """A run where test ``t::name`` fails exactly in the cells listed for it."""
+    cells = []
+    for python in pythons:
+        for cuda in cudas:
+            cell_id = f"py{python}-{'cpu' if cuda == 'cpu' else 'cu' + cuda}"
+            tests = [TestResult(nodeid="t.py::test_ok", outcome="passed", duration=0.01)]
+            for name, where in failing.items():
+                bad = cell_id in where
+                tests.append(
+                    TestResult(
+                        nodeid=f"t.py::{name}",
+                        outcome="failed" if bad else "passed",
+                        message="AssertionError: boom" if bad else "",
+                        longrepr="def test():\n>   assert 0\nE   AssertionError: boom"
+                        if bad
+                        else "",
+                    )
+                )
+            status = "failed" if any(cell_id in w for w in failing.values()) else "passed"
+            cells.append(
+                CellResult(
+                    cell=cell_id,
+                    python=python,
+                    cuda=cuda,
+                    status=status,
+                    env_status="reused",
+                    tests=tests,
+                    exit_code=1 if status == "failed" else 0,
+                )
+            )
+    return RunResult(cells=cells, duration=1.0)
+
+
+def describe(failing: set[str]) -> str:
+    (diff,) = differences(make_run({"test_x": failing}).cells)
+    return diff.description
+
+
+def test_fails_everywhere() -> None:
+    every = {c.cell for c in make_run({}).cells}
+    assert describe(every) == "fails everywhere"
+
+
+def test_single_python_axis() -> None:
+    assert describe({"py3.9-cpu", "py3.9-cu11.8", "py3.9-cu12.1"}) == "fails only on py3.9"
+
+
+def test_two_python_values() -> None:
+    cells = {f"py{p}-{c}" for p in ("3.9", "3.11") for c in ("cpu", "cu11.8", "cu12.1")}
+    assert describe(cells) == "fails only on py3.9, py3.11"
+
+
+def test_single_cuda_axis() -> None:
+    assert describe({"py3.9-cu11.8", "py3.11-cu11.8", "py3.12-cu11.8"}) == "fails only on cu11.8"
+
+
+def test_interaction_of_two_axes() -> None:
+    assert describe({"py3.9-cu11.8"}) == "fails only on py3.9 + cu11.8"
+
+
+def test_no_axis_explains_it() -> None:
+    assert describe({"py3.9-cpu", "py3.12-cu12.1"}) == "fails on py3.9-cpu, py3.12-cu12.1"
+
+
+def test_passing_tests_have_no_difference() -> None:
+    assert differences(make_run({}).cells) == []
+
+
+def test_cells_that_did_not_run_a_test_do_not_count() -> None:
+    run = make_run({"test_x": {"py3.9-cpu"}}, cudas=("cpu",))
+    run.cells[1].tests = [t for t in run.cells[1].tests if t.nodeid != "t.py::test_x"]
+    (diff,) = differences(run.cells)
+    assert diff.ran == ("py3.9-cpu", "py3.12-cpu")
+    assert diff.description == "fails only on py3.9"
+
+
+def test_identical_failures_are_grouped() -> None:
+    run = make_run({"test_x": {"py3.9-cpu", "py3.11-cpu"}})
+    (group,) = group_failures(run.cells)
+    assert group.cells == ("py3.9-cpu", "py3.11-cpu")
+    assert group.message == "AssertionError: boom"
+
+
+def render(run: RunResult) -> str:
+    out = io.StringIO()
+    render_run(Console(file=out, width=120, force_terminal=False), run)
+    return out.getvalue()
+
+
+def test_terminal_report_shows_failures_once_differences_and_grid() -> None:
+    text = render(make_run({"test_x": {"py3.9-cpu", "py3.9-cu11.8", "py3.9-cu12.1"}}))
+    assert text.count("AssertionError: boom\n") == 1
+    assert "failed on py3.9-cpu, py3.9-cu11.8, py3.9-cu12.1" in text
+    assert "t.py::test_x: fails only on py3.9" in text
+    assert "python x cuda" in text
+    assert "9 cells (3 failed, 6 passed)" in text
+    assert "exit code 1" in text
+
+
+def test_terminal_report_without_failures() -> None:
+    text = render(make_run({}, cudas=("cpu",)))
+    assert "failures" not in text and "python x cuda" not in text
+    assert "3 cells (3 passed); 3 passed" in text
+
+
+def test_exit_codes_follow_pytest() -> None:
+    ok = CellResult(cell="a", python="3.12", cuda="cpu", status="passed")
+    empty = CellResult(cell="b", python="3.12", cuda="cpu", status="no-tests")
+    broken = CellResult(cell="c", python="3.12", cuda="cpu", status="env-error")
+    skipped = CellResult(cell="d", python="3.12", cuda="12.1", status="not-run")
+    assert aggregate_exit_code([ok, skipped]) == ExitCode.OK
+    assert aggregate_exit_code([ok, broken]) == ExitCode.TESTS_FAILED
+    assert aggregate_exit_code([empty]) == ExitCode.NO_TESTS_COLLECTED
+    assert aggregate_exit_code([ok, empty]) == ExitCode.OK
+    assert aggregate_exit_code([ok], interrupted=True) == ExitCode.INTERRUPTED
+
+
+def test_json_round_trip() -> None:
+    run = make_run({"test_x": {"py3.9-cpu"}})
+    data = json.loads(json.dumps(to_json(run)))
+    assert data["schema"] == "pytest-condamatrix/results" and data["version"] == 1
+    assert data["exit_code"] == 1
+    again = from_json(data)
+    assert to_json(again) == to_json(run)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "not a pytest-condamatrix results file"),
+        ({"schema": "other"}, "not a pytest-condamatrix results file"),
+        ({"schema": "pytest-condamatrix/results", "version": 99}, "version 99 is not supported"),
+        ({"schema": "pytest-condamatrix/results", "version": 1, "cells": [{"x": 1}]}, "malformed"),
+    ],
+)
+def test_foreign_json_is_rejected(data: object, message: str) -> None:
+    with pytest.raises(ResultsError, match=message):
+        from_json(data)
+
+
+def test_junit_is_valid_and_has_a_suite_per_cell(tmp_path: Path) -> None:
+    xmlschema = pytest.importorskip("xmlschema")
+    run = make_run({"test_x": {"py3.9-cpu"}}, cudas=("cpu",))
+    run.cells.append(
+        CellResult(
+            cell="py3.13-cpu",
+            python="3.13",
+            cuda="cpu",
+            status="env-error",
+            message="cannot solve\x01 <bad>",
+        )
+    )
+    path = tmp_path / "junit.xml"
+    write_junit(run, path)
+    schema = xmlschema.XMLSchema(Path(__file__).parent / "data" / "junit.xsd")
+    schema.validate(str(path))
+    data = schema.to_dict(str(path))
+    suites = {s["@name"]: s for s in data["testsuite"]}
+    assert list(suites) == ["py3.9-cpu", "py3.11-cpu", "py3.12-cpu", "py3.13-cpu"]
+    assert suites["py3.9-cpu"]["@failures"] == 1
+    assert suites["py3.13-cpu"]["@errors"] == 1
+    props = {p["@name"]: p["@value"] for p in suites["py3.9-cpu"]["properties"]["property"]}
+    assert props["python"] == "3.9" and props["cuda"] == "cpu"
+
+
+def test_junit_names_follow_pytest() -> None:
+    assert split_nodeid("tests/test_a.py::TestX::test_y[1]") == ("tests.test_a.TestX", "test_y[1]")
+    assert split_nodeid("tests/test_a.py::test_z") == ("tests.test_a", "test_z")
+
+
+def test_markdown_summary() -> None:
+    text = to_markdown(make_run({"test_x": {"py3.9-cu11.8"}}))
+    assert text.startswith("## ❌ conda matrix: 9 cells")
+    assert "| Python | cpu | cu11.8 | cu12.1 |" in text
+    assert "| `t.py::test_x` | fails only on py3.9 + cu11.8 |" in text
+    assert "<details>" in text and "AssertionError: boom" in text
