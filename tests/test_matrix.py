@@ -94,5 +94,5 @@ def test_select_by_glob(tmp_path: Path) -> None:
 
 def test_select_that_matches_nothing_lists_cells(tmp_path: Path) -> None:
     config = parse_config({"python": ["3.12"]}, source=None, root=tmp_path)
-    with pytest.raises(UsageError, match="matches no cell[\\s\\S]*py3.12-cpu"):
+    with pytest.raises(UsageError, match=r"matches no cell[\s\S]*py3.12-cpu"):
         select_cells(build_cells(config), ["py2*"])

@@ -170,7 +170,7 @@ class EnvCache:
             if isinstance(inputs, dict) and (newest is None or built_at > newest[0]):
                 newest = (built_at, inputs)
         if newest is None:
-            return "new: not in the cache"
+            return "new"
         return "inputs changed: " + describe_changes(newest[1], spec.inputs())
 
     def _build(

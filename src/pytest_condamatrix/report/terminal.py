@@ -6,8 +6,10 @@ it prints plain text, so the same report reads well in both places.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
+from typing import IO
 
 from rich.console import Console
 from rich.table import Table
@@ -17,6 +19,7 @@ from ..results import CellResult, RunResult, TestResult
 from .differential import axis_label, differences
 from .failures import group_failures
 
+PLAIN_WIDTH = 120
 STATUS_STYLE = {
     "passed": "green",
     "failed": "red",
@@ -30,8 +33,11 @@ STATUS_STYLE = {
 }
 
 
-def make_console(file: object | None = None, *, width: int | None = None) -> Console:
-    return Console(file=file, width=width, highlight=False, soft_wrap=False)  # type: ignore[arg-type]
+def make_console(file: IO[str] | None = None, *, width: int | None = None) -> Console:
+    console = Console(file=file, width=width, highlight=False, soft_wrap=False)
+    if width is None and not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PLAIN_WIDTH  # CI logs and pipes are wider than rich's 80 columns
+    return console
 
 
 def format_seconds(seconds: float) -> str:

@@ -1,0 +1,77 @@
+"""Shared fixtures: a real local conda channel and env caches kept outside the clone.
+
+The channel (and a warm env cache) live under ``$CONDAMATRIX_TEST_CACHE``, else the user
+cache folder, so that repeated runs, locally and in CI, reuse what is already built: both
+are keyed by content, so a change to an input builds anew instead of reusing a stale copy.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import platformdirs
+import pytest
+
+from pytest_condamatrix.testing import LocalChannel, build_local_channel
+
+PYTHONS = ("3.9", "3.11", "3.12")
+
+
+def test_cache_root() -> Path:
+    explicit = os.environ.get("CONDAMATRIX_TEST_CACHE")
+    if explicit:
+        return Path(explicit).resolve()
+    return Path(platformdirs.user_cache_dir("pytest-condamatrix", appauthor=False)) / "tests"
+
+
+test_cache_root.__test__ = False  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def local_channel() -> LocalChannel:
+    channel = build_local_channel(test_cache_root() / "channel", PYTHONS)
+    if not channel.pythons:
+        pytest.skip(f"no CPython {', '.join(PYTHONS)} on this machine to build a channel from")
+    return channel
+
+
+@pytest.fixture(scope="session")
+def warm_cache(local_channel: LocalChannel) -> Path:
+    """An env cache shared by the tests that only read envs (kept between test runs)."""
+    return test_cache_root() / "envs"
+
+
+MakeProject = Callable[..., Path]
+
+
+@pytest.fixture
+def matrix_project(pytester: pytest.Pytester, local_channel: LocalChannel) -> MakeProject:
+    """Write a project whose matrix uses the local channel; returns its folder."""
+
+    def make(
+        *,
+        python: tuple[str, ...] = ("3.12",),
+        tests: str = "def test_ok():\n    assert True\n",
+        extra: str = "",
+    ) -> Path:
+        missing = [p for p in python if p not in local_channel.pythons]
+        if missing:
+            pytest.skip(f"Python {', '.join(missing)} is not on this machine")
+        pytester.makepyprojecttoml(
+            textwrap.dedent(
+                f"""
+                [tool.condamatrix]
+                python = {list(python)!r}
+                channels = [{str(local_channel.path)!r}]
+                dependencies = ["pytest"]
+                """
+            )
+            + textwrap.dedent(extra)
+        )
+        pytester.makepyfile(test_things=tests)
+        return pytester.path
+
+    return make
