@@ -56,6 +56,7 @@ def matrix_project(pytester: pytest.Pytester, local_channel: LocalChannel) -> Ma
         python: tuple[str, ...] = ("3.12",),
         tests: str = "def test_ok():\n    assert True\n",
         extra: str = "",
+        dependencies: tuple[str, ...] = ("pytest",),
     ) -> Path:
         missing = [p for p in python if p not in local_channel.pythons]
         if missing:
@@ -66,7 +67,7 @@ def matrix_project(pytester: pytest.Pytester, local_channel: LocalChannel) -> Ma
                 [tool.condamatrix]
                 python = {list(python)!r}
                 channels = [{str(local_channel.path)!r}]
-                dependencies = ["pytest"]
+                dependencies = {list(dependencies)!r}
                 """
             )
             + textwrap.dedent(extra)

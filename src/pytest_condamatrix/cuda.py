@@ -8,6 +8,8 @@ running does. Detection goes through rattler, which reads the driver library and
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -36,12 +38,65 @@ def detect_driver() -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class SolvedPackage:
+    """The parts of a solved record that the CUDA-leak check needs (engine-neutral)."""
+
+    name: str
+    version: str
+    build: str
+    depends: tuple[str, ...] = ()
+
+
+def is_cuda_package(name: str, build: str) -> bool:
+    """conda-forge's and NVIDIA's naming: cuda-*, cudatoolkit, *-cuda, or a CUDA build string."""
+    return (
+        name.startswith("cuda-")
+        or name in ("cudatoolkit", "cudnn", "nccl")
+        or name.endswith("-cuda")
+        or "cuda" in build.lower()
+    )
+
+
+def _dep_name(spec: str) -> str:
+    return re.split(r"[\s=<>!~\[]", spec.strip(), maxsplit=1)[0].lower()
+
+
+def cuda_leaks(specs: Sequence[str], solved: Iterable[SolvedPackage]) -> dict[str, list[str]]:
+    """CUDA packages in a solution, each with the requested specs whose dependencies pull it in."""
+    by_name = {p.name: p for p in solved}
+    leaks = [p for p in by_name.values() if is_cuda_package(p.name, p.build)]
+    out: dict[str, list[str]] = {}
+    for leak in leaks:
+        label = f"{leak.name}={leak.version}={leak.build}"
+        out[label] = [spec for spec in specs if leak.name in _closure(_dep_name(spec), by_name)]
+    return out
+
+
+def _closure(root: str, by_name: dict[str, SolvedPackage]) -> set[str]:
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in by_name:
+            continue
+        seen.add(name)
+        todo.extend(_dep_name(d) for d in by_name[name].depends)
+    return seen
+
+
 def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
-def decide(variant: str, driver: str | None, policy: str) -> GpuDecision:
-    """Apply the configured ``cuda-policy`` to a cell of ``variant`` on a host with ``driver``."""
+def decide(
+    variant: str, driver: str | None, policy: str, *, require_gpu: bool = False
+) -> GpuDecision:
+    """Apply the configured ``cuda-policy`` to a cell of ``variant`` on a host with ``driver``.
+
+    ``require_gpu`` (for GPU runners) turns every "cannot use the GPU here" into a failure,
+    so that a broken driver cannot hide behind skipped cells or skipped tests.
+    """
     if variant == "cpu":
         return GpuDecision(run=True, gpu=False, reason="CPU cell")
     if driver is None:
@@ -50,6 +105,12 @@ def decide(variant: str, driver: str | None, policy: str) -> GpuDecision:
         problem = f"driver supports CUDA {driver}, older than {variant}"
     else:
         return GpuDecision(run=True, gpu=True)
+    if require_gpu:
+        return GpuDecision(
+            run=False,
+            gpu=False,
+            reason=f"a GPU is required (--conda-matrix-require-gpu): {problem}",
+        )
     if policy == "cpu-tests":
         return GpuDecision(run=True, gpu=False, reason=problem)
     if policy == "fail":

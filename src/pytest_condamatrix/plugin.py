@@ -27,7 +27,12 @@ VALUE_OPTIONS = (
     "--conda-matrix-timeout",
     "--conda-matrix-config",
 )
-FLAG_OPTIONS = ("--conda-matrix", "--conda-matrix-list", "--conda-matrix-rebuild")
+FLAG_OPTIONS = (
+    "--conda-matrix",
+    "--conda-matrix-list",
+    "--conda-matrix-rebuild",
+    "--conda-matrix-require-gpu",
+)
 #: pytest options whose output file would be overwritten by every cell
 PER_RUN_VALUE_OPTIONS = ("--junitxml", "--junit-xml", "--result-log")
 
@@ -69,6 +74,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="rebuild the selected cells' envs even when the cache holds valid ones",
+    )
+    group.addoption(
+        "--conda-matrix-require-gpu",
+        action="store_true",
+        default=False,
+        help="fail CUDA cells that cannot use a GPU here instead of skipping them or their "
+        "gpu tests (for GPU runners: a broken driver cannot hide behind skips)",
     )
     group.addoption(
         "--conda-matrix-cache-dir",
@@ -138,6 +150,12 @@ def strip_matrix_args(args: Sequence[str]) -> list[str]:
             continue
         out.append(arg)
     return out
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "gpu: needs a usable NVIDIA GPU; skipped in matrix cells that cannot use one"
+    )
 
 
 @pytest.hookimpl(tryfirst=True)

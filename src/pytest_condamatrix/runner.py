@@ -74,6 +74,7 @@ class RunOptions:
     pytest_args: tuple[str, ...] = ()
     pythonpath: tuple[Path, ...] = ()
     cuda_policy: str = "skip"
+    require_gpu: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -89,6 +90,7 @@ def make_spec(cell: Cell, engine: Engine, platform: str) -> EnvSpec:
         specs=cell.specs,
         virtual_packages=engine.virtual_packages(cell.cuda),
         channel_fingerprints=fingerprints,
+        cuda=cell.cuda,
     )
 
 
@@ -149,12 +151,17 @@ class MatrixRunner:
                 on_phase=lambda phase: self.reporter.cell_phase(cell.id, phase),
             ) as env:
                 self._record_env(result, env)
-                decision = cuda.decide(cell.cuda, self._driver, opts.cuda_policy)
+                decision = cuda.decide(
+                    cell.cuda, self._driver, opts.cuda_policy, require_gpu=opts.require_gpu
+                )
                 if not decision.run:
-                    result.status = "error" if opts.cuda_policy == "fail" else "not-run"
+                    failing = opts.cuda_policy == "fail" or opts.require_gpu
+                    result.status = "error" if failing else "not-run"
                     result.message = decision.reason
                 elif not self._stop.is_set():
                     self._run_tests(cell, result, env, decision)
+                    if cell.is_cuda and not decision.gpu and not result.message:
+                        result.message = f"ran without a GPU, gpu tests skipped: {decision.reason}"
         except CondaMatrixError as exc:
             result.env_status = result.env_status or "failed"
             result.status = "env-error"

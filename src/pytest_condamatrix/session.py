@@ -45,6 +45,7 @@ class SessionOptions:
     select: tuple[str, ...] = ()
     jobs: int | None = None
     rebuild: bool = False
+    require_gpu: bool = False
     cache_dir: Path | None = None
     json_path: Path | None = None
     junit_path: Path | None = None
@@ -74,6 +75,7 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
         select=tuple(config.getoption("conda_matrix_select")),
         jobs=jobs,
         rebuild=bool(config.getoption("conda_matrix_rebuild")),
+        require_gpu=bool(config.getoption("conda_matrix_require_gpu")),
         cache_dir=path("conda_matrix_cache_dir"),
         json_path=path("conda_matrix_json"),
         junit_path=path("conda_matrix_junit") or _pytest_junit(config),
@@ -152,6 +154,7 @@ def run_session(options: SessionOptions, console: Console) -> ExitCode:
             pytest_args=(*config.pytest_args, *options.pytest_args),
             pythonpath=pythonpath,
             cuda_policy=config.cuda_policy,
+            require_gpu=options.require_gpu,
             extra_env=options.extra_env,
         ),
         ProgressPrinter(console, options.verbosity),

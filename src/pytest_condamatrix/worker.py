@@ -47,7 +47,8 @@ def _message(report: Any) -> str:
     if crash is not None:
         return str(crash.message)
     if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
-        return str(report.longrepr[2])  # skip reports: (path, lineno, reason)
+        reason = str(report.longrepr[2])  # skip reports: (path, lineno, "Skipped: reason")
+        return reason[len("Skipped: ") :] if reason.startswith("Skipped: ") else reason
     return ""
 
 

@@ -42,3 +42,23 @@ def test_tomllib_reads_the_project_file():
 def test_zip_strict():
     with pytest.raises(ValueError):
         list(zip([1, 2], [1], strict=True))
+
+
+def test_each_cell_gets_its_own_cuda_build():
+    if "CONDAMATRIX_CUDA" not in os.environ:
+        pytest.skip("not running inside a conda matrix cell")
+    import cudademo
+
+    assert cudademo.VARIANT == os.environ["CONDAMATRIX_CUDA"]
+
+
+@pytest.mark.gpu
+def test_the_gpu_answers():
+    # Talks to the driver directly, so it needs no CUDA toolkit in the env.
+    import ctypes
+
+    cuda = ctypes.CDLL("libcuda.so.1")
+    assert cuda.cuInit(0) == 0
+    count = ctypes.c_int()
+    assert cuda.cuDeviceGetCount(ctypes.byref(count)) == 0
+    assert count.value > 0

@@ -28,6 +28,8 @@ class EnvSpec:
     specs: tuple[str, ...]
     virtual_packages: tuple[str, ...]
     channel_fingerprints: tuple[str, ...] = ()
+    #: the cell's CUDA variant; already part of the key through the ``__cuda`` virtual package
+    cuda: str = "cpu"
 
     def inputs(self) -> dict[str, Any]:
         """The key's inputs as plain JSON data (stored in the stamp, diffed to explain rebuilds)."""
@@ -67,17 +69,22 @@ def channel_fingerprint(channel: str, platform: str) -> str | None:
     return f"{channel}@{digest.hexdigest()[:16]}"
 
 
+#: inputs too long to show item by item in a table: only that they changed is said
+SUMMARISED = {"channels": "channels changed", "channel_content": "a local channel's index changed"}
+
+
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
-    """Say which inputs differ, e.g. ``specs: +numpy >=1.24, -numpy``."""
+    """Say which inputs differ, e.g. ``specs: +numpy >=1.24, -numpy; channels changed``."""
     parts: list[str] = []
     for name in sorted(set(old) | set(new)):
         before, after = old.get(name), new.get(name)
         if before == after:
             continue
-        if isinstance(before, list) and isinstance(after, list):
-            added = [str(x) for x in after if x not in before]
-            removed = [str(x) for x in before if x not in after]
-            changes = [f"+{x}" for x in added] + [f"-{x}" for x in removed]
+        if name in SUMMARISED:
+            parts.append(SUMMARISED[name])
+        elif isinstance(before, list) and isinstance(after, list):
+            changes = [f"+{x}" for x in after if x not in before]
+            changes += [f"-{x}" for x in before if x not in after]
             parts.append(f"{name}: {', '.join(changes) if changes else 'order changed'}")
         else:
             parts.append(f"{name}: {before!r} -> {after!r}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import rattler
 from rattler import BuildString, GenericVirtualPackage, PackageName, Subdir, Version
 
+from ...cuda import SolvedPackage, cuda_leaks
 from ...errors import EnvBuildError
 from ..spec import EnvSpec
 
@@ -87,6 +88,8 @@ class RattlerEngine:
 
     def build(self, spec: EnvSpec, prefix: Path, final_prefix: Path) -> list[str]:
         records = self.solve(spec)
+        if spec.cuda == "cpu":
+            check_cpu_solution(spec, records)
         try:
             asyncio.run(
                 rattler.install(
@@ -104,6 +107,26 @@ class RattlerEngine:
                 hint="rerun with --conda-matrix-rebuild; if it persists, clear the package cache",
             ) from None
         return sorted(f"{r.name.normalized}={r.version}={r.build}" for r in records)
+
+
+def check_cpu_solution(spec: EnvSpec, records: list[rattler.RepoDataRecord]) -> None:
+    """A CPU cell must not contain CUDA packages: name them and the specs that pulled them in."""
+    solved = [
+        SolvedPackage(r.name.normalized, str(r.version), str(r.build), tuple(r.depends))
+        for r in records
+    ]
+    leaks = cuda_leaks(spec.specs, solved)
+    if not leaks:
+        return
+    lines = [
+        f"{package} (pulled in by {', '.join(repr(s) for s in specs) or 'an unknown spec'})"
+        for package, specs in leaks.items()
+    ]
+    raise EnvBuildError(
+        f"the CPU cell {spec.cell_id} would contain CUDA packages: " + "; ".join(lines),
+        hint="keep CUDA-only specs out of CPU cells: move them under [cuda-variants.X] "
+        "dependencies, or exclude the CPU cell; pin a CPU build (e.g. 'pkg * cpu*') otherwise",
+    )
 
 
 def _first_lines(exc: BaseException, limit: int = 25) -> str:
