@@ -20,6 +20,17 @@ from pytest_condamatrix.testing import LocalChannel, build_local_channel
 PYTHONS = ("3.9", "3.11", "3.12")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here rather than in tests/reliability/conftest.py so that `pytest --stress` from the
+    # project root (testpaths) accepts it too.
+    parser.addoption(
+        "--stress",
+        action="store_true",
+        default=False,
+        help="scale the reliability scenarios up (more processes, kills, cases)",
+    )
+
+
 def test_cache_root() -> Path:
     explicit = os.environ.get("CONDAMATRIX_TEST_CACHE")
     if explicit:

@@ -154,6 +154,51 @@ BAD_CONFIGS = [
         "python: ['3.12']\npytest-args: '-q'\n",
         ["pytest-args", "expected a list"],
     ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nrunners: ['ubuntu-latest']\n",
+        ["runners", "expected a table keyed by CUDA variant"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\ncuda: ['cpu', '12.1']\nrunners: {12.1: gpu}\n",
+        ["runners.12.1", "not a string", "quote"],
+    ),
+    (
+        "pyproject.toml",
+        "[tool.condamatrix]\npython = ['3.12']\ncuda = ['cpu', '12.1']\nrunners = {12.1 = 'gpu'}\n",
+        ["runners.12", "not on the cuda axis", 'quote CUDA versions used as keys: "12.1"'],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nrunners: {'11.8': gpu}\n",
+        ["runners.11.8", "not on the cuda axis", "default-gpu"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nrunners: {cpu: []}\n",
+        ["runners.cpu", "non-empty list of labels"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nrunners: {cpu: 3}\n",
+        ["runners.cpu", "non-empty list of labels", "got 3"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nrunners: {cpu: ['linux', '']}\n",
+        ["runners.cpu[1]", "not a runner label"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nrunners: {cpu: ' ubuntu-latest'}\n",
+        ["runners.cpu", "not a runner label", "no surrounding spaces"],
+    ),
+    (
+        "condamatrix.yml",
+        "python: ['3.12']\nruners: {}\n",
+        ["runers", "did you mean 'runners'"],
+    ),
 ]
 
 
@@ -187,3 +232,25 @@ def test_exclude_everything_is_an_error(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="removes every cell"):
         build_cells(config)
+
+
+def test_runners_default_per_cuda_variant(tmp_path: Path) -> None:
+    config = load_config(write_pyproject(tmp_path, 'python = ["3.12"]\ncuda = ["cpu", "12.1"]\n'))
+    assert config.runs_on("cpu") == ("ubuntu-latest",)
+    assert config.runs_on("12.1") == ("self-hosted", "gpu")
+
+
+def test_runners_per_variant_then_default_gpu(tmp_path: Path) -> None:
+    config = load_config(
+        write_pyproject(
+            tmp_path,
+            'python = ["3.12"]\ncuda = ["cpu", "11.8", "12.1"]\n'
+            "include = [{python = '3.12', cuda = '12.4'}]\n"
+            '[tool.condamatrix.runners]\ncpu = "linux-big"\n"12.1" = ["self-hosted", "a100"]\n'
+            '"12.4" = "h100"\ndefault-gpu = ["self-hosted", "cuda"]\n',
+        )
+    )
+    assert config.runs_on("cpu") == ("linux-big",)
+    assert config.runs_on("12.1") == ("self-hosted", "a100")
+    assert config.runs_on("12.4") == ("h100",)  # a variant added by include may be named
+    assert config.runs_on("11.8") == ("self-hosted", "cuda")

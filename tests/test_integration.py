@@ -12,12 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-
 
 pytestmark = pytest.mark.integration
 MakeProject = Callable[..., Path]

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cache_command, gh_matrix, init_ci, merge
 from .errors import CondaMatrixError, ExitCode, UsageError
 from .report.terminal import make_console
 from .session import SessionOptions, cache_root, load_matrix
@@ -56,12 +56,42 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"a Python version to package (repeatable; default: {', '.join(DEMO_PYTHONS)})",
     )
 
+    lock = sub.add_parser(
+        "lock",
+        help="solve every cell and write condamatrix.lock (exact URLs and hashes)",
+        description="Solve every cell of the matrix and write one lock file (rattler's "
+        "format, as used by pixi) with an environment per cell. While it is present and fits "
+        "the configuration, cells install exactly the locked packages, without solving.",
+    )
+    lock.add_argument("--config", type=Path, help="pyproject.toml or condamatrix.yml to read")
+    lock.add_argument("--output", type=Path, help="where to write it (default: beside the config)")
+    lock.add_argument("--cache-dir", type=Path, help="cache folder (default: the usual one)")
+
+    export = sub.add_parser(
+        "export",
+        help="print a cell's env as a pinned environment.yml or an @EXPLICIT list",
+        description="Read the built env of CELL (build it with pytest --conda-matrix first) "
+        "and print it like `conda env export` (yml, with pip packages) or `conda list "
+        "--explicit` (explicit URLs).",
+    )
+    export.add_argument("cell", help="cell id, e.g. py3.12-cpu")
+    export.add_argument("--format", choices=("yml", "explicit"), default="yml")
+    export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    export.add_argument("--config", type=Path, help="pyproject.toml or condamatrix.yml to read")
+    export.add_argument("--cache-dir", type=Path, help="cache folder (default: the usual one)")
+
     listing = sub.add_parser(
         "list",
         help="list the matrix cells of the project in the current folder",
         description="Print each cell id with its Python, CUDA variant and conda specs.",
     )
     listing.add_argument("--config", type=Path, help="pyproject.toml or condamatrix.yml to read")
+
+    # CI: each command's arguments and logic live in its own module
+    gh_matrix.add_parser(sub)
+    cache_command.add_parser(sub)
+    merge.add_parser(sub)
+    init_ci.add_parser(sub)
     return parser
 
 
@@ -80,6 +110,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return make_local_channel(args.dir, tuple(args.pythons or DEMO_PYTHONS))
         if args.command == "list":
             return list_cells(args.config)
+        if args.command == "gh-matrix":
+            return gh_matrix.run(args)
+        if args.command == "merge":
+            return merge.run(args)
+        if args.command == "init-ci":
+            return init_ci.run(args)
+        if args.command == "cache":
+            return cache_command.run(args)
+        if args.command == "lock":
+            return run_lock(args.config, args.output, args.cache_dir)
+        if args.command == "export":
+            return run_export(args.cell, args.format, args.output, args.config, args.cache_dir)
     except CondaMatrixError as exc:
         sys.stderr.write(f"condamatrix: error: {exc}\n")
         return int(exc.exit_code)
@@ -152,6 +194,29 @@ def list_cells(config: Path | None) -> int:
     _, cells = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=config))
     for cell in cells:
         print(f"{cell.id}\tpython={cell.python}\tcuda={cell.cuda}\t{' '.join(cell.specs)}")
+    return int(ExitCode.OK)
+
+
+def run_lock(config: Path | None, output: Path | None, cache_dir: Path | None) -> int:
+    from .envcommands import lock_matrix
+
+    options = SessionOptions(cwd=Path.cwd(), config_path=config, cache_dir=cache_dir)
+    path = lock_matrix(options, output)
+    print(f"wrote {path}")
+    return int(ExitCode.OK)
+
+
+def run_export(
+    cell: str, fmt: str, output: Path | None, config: Path | None, cache_dir: Path | None
+) -> int:
+    from .envcommands import export_cell
+
+    options = SessionOptions(cwd=Path.cwd(), config_path=config, cache_dir=cache_dir)
+    text = export_cell(options, cell, fmt)
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
     return int(ExitCode.OK)
 
 

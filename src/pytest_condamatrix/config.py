@@ -8,6 +8,7 @@ Every problem raises :class:`ConfigError` naming the file, the key, the bad valu
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .envfile import EnvironmentFile, check_pip_specs, load_environment_file, merge_dependencies
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -27,10 +29,11 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 YAML_NAMES = ("condamatrix.yml", "condamatrix.yaml")
 DEFAULT_CHANNELS = ("conda-forge",)
-ENGINES = ("rattler",)
+ENGINES = ("rattler", "conda", "mamba", "micromamba")
 CUDA_POLICIES = ("skip", "cpu-tests", "fail")
-PYTHON_RE = re.compile(r"^3\.(\d+)(\.\d+)?$")
-CUDA_RE = re.compile(r"^\d+(\.\d+){0,2}$")
+# \Z, not $: "$" also matches before a final newline, which would reach file names.
+PYTHON_RE = re.compile(r"^3\.(\d+)(\.\d+)?\Z")
+CUDA_RE = re.compile(r"^\d+(\.\d+){0,2}\Z")
 AXES = ("python", "cuda")
 
 # key -> human description of the expected type, used in messages and the reference docs
@@ -39,6 +42,8 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "cuda": "a list of CUDA variants as strings: 'cpu' or a version like '12.1'",
     "channels": "a list of conda channel names, URLs or local folders",
     "dependencies": "a list of conda match specs, e.g. ['numpy >=1.24']",
+    "environment": "a conda environment.yml, relative to the config file: the base of every cell",
+    "pip": "a list of pip requirements installed into every env after the conda packages",
     "include": "a list of tables: cells to add or extend, e.g. {python = '3.13', cuda = 'cpu'}",
     "exclude": "a list of tables: cells to drop, e.g. {python = '3.9', cuda = '12.1'}",
     "jobs": "a positive whole number of cells to run at once, or 'auto'",
@@ -49,9 +54,19 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "cuda-policy": "what to do with a CUDA cell this machine cannot run: "
     + ", ".join(CUDA_POLICIES),
     "cuda-variants": "a table: per CUDA variant, its 'dependencies' and 'channels'",
+    "runners": "a table: GitHub Actions runs-on labels per CUDA variant ('cpu', a version "
+    "like '12.1', or 'default-gpu' for every CUDA variant not named), each a label or a list",
 }
 RULE_KEYS = ("python", "cuda", "dependencies")
 VARIANT_KEYS = ("dependencies", "channels")
+#: ``runners`` key that stands for every CUDA variant without an entry of its own
+DEFAULT_GPU = "default-gpu"
+#: runs-on labels when ``runners`` names none: GitHub's hosted Linux runner for CPU cells,
+#: a self-hosted runner with a GPU for CUDA cells (hosted runners have no NVIDIA driver)
+DEFAULT_RUNNERS: dict[str, tuple[str, ...]] = {
+    "cpu": ("ubuntu-latest",),
+    DEFAULT_GPU: ("self-hosted", "gpu"),
+}
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,8 @@ class MatrixConfig:
     cuda: tuple[str, ...] = ("cpu",)
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     dependencies: tuple[str, ...] = ()
+    pip: tuple[str, ...] = ()
+    environment: EnvironmentFile | None = None
     include: tuple[CellRule, ...] = ()
     exclude: tuple[CellRule, ...] = ()
     jobs: int | None = None
@@ -95,11 +112,19 @@ class MatrixConfig:
     engine: str = "rattler"
     cuda_policy: str = "skip"
     cuda_variants: Mapping[str, CudaVariantSpec] = field(default_factory=dict)
+    runners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # as configured
     note: str | None = None  # e.g. which of two config files was ignored
 
     @property
     def source_name(self) -> str:
         return str(self.source) if self.source else "(defaults)"
+
+    def runs_on(self, cuda: str) -> tuple[str, ...]:
+        """The GitHub Actions ``runs-on`` labels of the cells of CUDA variant ``cuda``."""
+        if cuda in self.runners:
+            return self.runners[cuda]
+        fallback = "cpu" if cuda == "cpu" else DEFAULT_GPU
+        return self.runners.get(fallback, DEFAULT_RUNNERS[fallback])
 
 
 def find_config_file(start: Path) -> Path | None:
@@ -195,6 +220,34 @@ def parse_config(
     cuda = _versions(raw.get("cuda", ["cpu"]), where, "cuda", _check_cuda)
     channels = _channels(raw.get("channels", list(DEFAULT_CHANNELS)), where, "channels", root)
     dependencies = _specs(raw.get("dependencies", []), where, "dependencies")
+    environment = None
+    if "environment" in raw:
+        if not isinstance(raw["environment"], str) or not raw["environment"].strip():
+            raise ConfigError(
+                f"expected a file path, got {_show(raw['environment'])}",
+                file=where,
+                key="environment",
+                hint="e.g. environment = 'environment.yml'",
+            )
+        environment = load_environment_file(
+            (root / raw["environment"]).resolve(), where=where, key="environment"
+        )
+        _specs(list(environment.dependencies), environment.path, "dependencies")
+        dependencies = merge_dependencies(environment, dependencies, where=where)
+        file_channels = tuple(
+            resolve_channel(c, environment.path.parent, where=environment.path, key="channels")
+            for c in environment.channels
+        )
+        if "channels" not in raw and file_channels:
+            channels = file_channels
+        else:
+            channels = tuple(dict.fromkeys((*channels, *file_channels)))
+    pip = check_pip_specs(
+        (*(environment.pip if environment else ()), *_strings(raw.get("pip", []), where, "pip")),
+        root,
+        where=where,
+        key="pip",
+    )
     include = _rules(raw.get("include", []), where, "include", allow_deps=True)
     exclude = _rules(raw.get("exclude", []), where, "exclude", allow_deps=False)
     for rule_key, rules in (("include", include), ("exclude", exclude)):
@@ -228,6 +281,8 @@ def parse_config(
                 key=f"cuda-variants.{name}",
                 hint=f"add {name!r} to cuda, or remove this table",
             )
+    known_cuda = {*cuda, *(rule.cuda for rule in include if rule.cuda is not None)}
+    runners = _runners(raw.get("runners", {}), where, known_cuda)
     return MatrixConfig(
         root=root,
         source=source,
@@ -235,6 +290,8 @@ def parse_config(
         cuda=cuda,
         channels=channels,
         dependencies=dependencies,
+        pip=pip,
+        environment=environment,
         include=include,
         exclude=exclude,
         jobs=jobs,
@@ -244,6 +301,7 @@ def parse_config(
         engine=engine,
         cuda_policy=cuda_policy,
         cuda_variants=variants,
+        runners=runners,
         note=note,
     )
 
@@ -352,7 +410,7 @@ def _specs(value: Any, where: Any, key: str) -> tuple[str, ...]:
     specs = _strings(value, where, key)
     for i, spec in enumerate(specs):
         try:
-            parsed = MatchSpec(spec)
+            parsed = MatchSpec(spec, strict=False)  # conda also accepts name=version=build
         except Exception as exc:  # rattler raises its own InvalidMatchSpecError
             raise ConfigError(
                 f"{spec!r} is not a valid conda match spec: {exc}",
@@ -451,7 +509,7 @@ def _jobs(value: Any, where: Any) -> int | None:
 def _timeout(value: Any, where: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
         raise ConfigError(
             f"{_show(value)} is not a positive number of seconds",
             file=where,
@@ -489,3 +547,64 @@ def _variants(value: Any, where: Any, root: Path) -> dict[str, CudaVariantSpec]:
         )
         out[str(name)] = CudaVariantSpec(dependencies=deps, channels=channels)
     return out
+
+
+def _runners(value: Any, where: Any, cuda_values: set[str]) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"expected a table keyed by CUDA variant, got {_show(value)}",
+            file=where,
+            key="runners",
+            hint="e.g. runners = {cpu = 'ubuntu-latest', default-gpu = ['self-hosted', 'gpu']}",
+        )
+    out: dict[str, tuple[str, ...]] = {}
+    for name, labels in value.items():
+        key = f"runners.{name}"
+        if not isinstance(name, str):
+            # YAML reads an unquoted 12.1 as a number
+            raise ConfigError(
+                f"the variant {name!r} is not a string",
+                file=where,
+                key=key,
+                hint=f"quote CUDA versions used as keys: '{name}'",
+            )
+        if name != DEFAULT_GPU and name not in cuda_values:
+            hint = f"add {name!r} to cuda, or remove this entry"
+            if isinstance(labels, dict) and name.isdigit():
+                # TOML reads an unquoted 12.1 = ... as the nested key 12 -> 1
+                hint = 'quote CUDA versions used as keys: "12.1" = [...]'
+            raise ConfigError(
+                f"variant {name!r} is not on the cuda axis {sorted(cuda_values)}",
+                file=where,
+                key=key,
+                hint=hint + f" ({DEFAULT_GPU!r} stands for every CUDA variant not named)",
+            )
+        out[name] = _labels(labels, where, key)
+    return out
+
+
+def _labels(value: Any, where: Any, key: str) -> tuple[str, ...]:
+    hint = "give a runner label such as 'ubuntu-latest' or a list such as ['self-hosted', 'gpu']"
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ConfigError(
+            f"expected a label or a non-empty list of labels, got {_show(value)}",
+            file=where,
+            key=key,
+            hint=hint,
+        )
+    labels: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item.strip() or item != item.strip():
+            raise ConfigError(
+                f"{_show(item)} is not a runner label",
+                file=where,
+                key=key if isinstance(value, str) else f"{key}[{i}]",
+                hint=hint + " (non-empty, no surrounding spaces)",
+            )
+        if item in labels:
+            raise ConfigError(
+                f"label {item!r} is listed twice", file=where, key=key, hint="list each once"
+            )
+        labels.append(item)
+    return tuple(labels)

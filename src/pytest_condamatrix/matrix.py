@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .config import CellRule, MatrixConfig
+from .envfile import spec_name
 from .errors import ConfigError, UsageError
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -21,6 +22,7 @@ class Cell:
     cuda: str
     dependencies: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
+    pip: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -78,8 +80,12 @@ def build_cells(config: MatrixConfig) -> list[Cell]:
     for python, cuda in combos:
         variant_deps, variant_channels = cuda_specs(config, cuda)
         deps = _unique((*config.dependencies, *variant_deps, *extra[(python, cuda)]))
+        if config.pip and not any(spec_name(d) == "pip" for d in deps):
+            deps = (*deps, "pip")  # the pip layer runs the env's own pip
         channels = _unique((*config.channels, *variant_channels))
-        cells.append(Cell(python=python, cuda=cuda, dependencies=deps, channels=channels))
+        cells.append(
+            Cell(python=python, cuda=cuda, dependencies=deps, channels=channels, pip=config.pip)
+        )
     return cells
 
 

@@ -26,12 +26,14 @@ VALUE_OPTIONS = (
     "--conda-matrix-channel",
     "--conda-matrix-timeout",
     "--conda-matrix-config",
+    "--conda-matrix-engine",
 )
 FLAG_OPTIONS = (
     "--conda-matrix",
     "--conda-matrix-list",
     "--conda-matrix-rebuild",
     "--conda-matrix-require-gpu",
+    "--conda-matrix-locked",
 )
 #: pytest options whose output file would be overwritten by every cell
 PER_RUN_VALUE_OPTIONS = ("--junitxml", "--junit-xml", "--result-log")
@@ -83,6 +85,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "gpu tests (for GPU runners: a broken driver cannot hide behind skips)",
     )
     group.addoption(
+        "--conda-matrix-locked",
+        action="store_true",
+        default=False,
+        help="install exactly what condamatrix.lock pins; fail if it is missing or out of "
+        "date with the configuration (instead of solving the cells it no longer fits)",
+    )
+    group.addoption(
         "--conda-matrix-cache-dir",
         default=None,
         metavar="DIR",
@@ -130,6 +139,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="read the matrix from PATH (pyproject.toml or condamatrix.yml) instead of "
         "searching from the current folder upwards",
+    )
+    group.addoption(
+        "--conda-matrix-engine",
+        default=None,
+        choices=("rattler", "conda", "mamba", "micromamba"),
+        help="build envs with this engine instead of the configured one (default: config "
+        "'engine', else rattler, built in); conda, mamba and micromamba must be on PATH",
     )
 
 

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 from xml.etree import ElementTree
 
 from . import command, cuda
-from .envs.cache import EnvCache, EnvStatus
+from .envfile import file_fingerprints
+from .envs.cache import EnvCache, EnvStatus, LockWaitCancelled
 from .envs.engines import Engine
 from .envs.spec import EnvSpec, channel_fingerprint
 from .errors import CondaMatrixError
@@ -75,10 +76,20 @@ class RunOptions:
     pythonpath: tuple[Path, ...] = ()
     cuda_policy: str = "skip"
     require_gpu: bool = False
+    environment_sha: str = ""
+    #: cell id -> identities of its locked packages (cells absent here are solved)
+    locked: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
-def make_spec(cell: Cell, engine: Engine, platform: str) -> EnvSpec:
+def make_spec(
+    cell: Cell,
+    engine: Engine,
+    platform: str,
+    *,
+    environment_sha: str = "",
+    locked: tuple[str, ...] = (),
+) -> EnvSpec:
     fingerprints = tuple(
         fp for fp in (channel_fingerprint(c, platform) for c in cell.channels) if fp
     )
@@ -91,6 +102,10 @@ def make_spec(cell: Cell, engine: Engine, platform: str) -> EnvSpec:
         virtual_packages=engine.virtual_packages(cell.cuda),
         channel_fingerprints=fingerprints,
         cuda=cell.cuda,
+        pip=cell.pip,
+        pip_files=file_fingerprints(cell.pip),
+        environment_file=environment_sha,
+        locked=locked,
     )
 
 
@@ -142,13 +157,20 @@ class MatrixRunner:
         opts = self.options
         result.status = "running"
         try:
-            spec = make_spec(cell, opts.engine, platform)
+            spec = make_spec(
+                cell,
+                opts.engine,
+                platform,
+                environment_sha=opts.environment_sha,
+                locked=opts.locked.get(cell.id, ()),
+            )
             result.env_key = spec.key
             with opts.cache.use(
                 spec,
                 opts.engine.build,
                 rebuild=opts.rebuild,
                 on_phase=lambda phase: self.reporter.cell_phase(cell.id, phase),
+                cancelled=self._stop.is_set,
             ) as env:
                 self._record_env(result, env)
                 decision = cuda.decide(
@@ -162,6 +184,9 @@ class MatrixRunner:
                     self._run_tests(cell, result, env, decision)
                     if cell.is_cuda and not decision.gpu and not result.message:
                         result.message = f"ran without a GPU, gpu tests skipped: {decision.reason}"
+        except LockWaitCancelled:
+            result.status = "interrupted"
+            result.message = "interrupted while waiting for another run's lock on the env"
         except CondaMatrixError as exc:
             result.env_status = result.env_status or "failed"
             result.status = "env-error"

@@ -22,8 +22,9 @@ from rich.text import Text
 from . import __version__
 from .config import MatrixConfig, load_config, resolve_channel
 from .envs.cache import EnvCache
-from .envs.engines.rattler import RattlerEngine
-from .errors import ExitCode, UsageError
+from .envs.engines import Engine, make_engine
+from .envs.lock import LOCK_NAME, MatrixLock, record_identity
+from .errors import ConfigError, ExitCode, UsageError
 from .matrix import Cell, build_cells, select_cells
 from .plugin import strip_matrix_args
 from .report.junit import write_junit
@@ -46,6 +47,8 @@ class SessionOptions:
     jobs: int | None = None
     rebuild: bool = False
     require_gpu: bool = False
+    locked: bool = False
+    engine: str | None = None  # overrides the configured engine
     cache_dir: Path | None = None
     json_path: Path | None = None
     junit_path: Path | None = None
@@ -67,15 +70,17 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
     if jobs is not None and jobs < 1:
         raise UsageError(f"--conda-matrix-jobs {jobs}: give a positive number of cells")
     timeout = config.getoption("conda_matrix_timeout")
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not 0 < timeout < float("inf"):  # nan and inf too
         raise UsageError(f"--conda-matrix-timeout {timeout}: give a positive number of seconds")
     options = SessionOptions(
         cwd=config.invocation_params.dir,
         config_path=path("conda_matrix_config"),
+        engine=config.getoption("conda_matrix_engine"),
         select=tuple(config.getoption("conda_matrix_select")),
         jobs=jobs,
         rebuild=bool(config.getoption("conda_matrix_rebuild")),
         require_gpu=bool(config.getoption("conda_matrix_require_gpu")),
+        locked=bool(config.getoption("conda_matrix_locked")),
         cache_dir=path("conda_matrix_cache_dir"),
         json_path=path("conda_matrix_json"),
         junit_path=path("conda_matrix_junit") or _pytest_junit(config),
@@ -127,7 +132,9 @@ def run_session(options: SessionOptions, console: Console) -> ExitCode:
         return ExitCode.OK
     root = cache_root(options.cache_dir)
     cache = EnvCache(root)
-    engine = RattlerEngine(cache.package_cache, root / "repodata")
+    lock = load_lock(config)
+    engine = make_engine(options.engine or config.engine, root, lock=lock)
+    locked = locked_cells(lock, cells, engine, options.locked, console)
     pythonpath = config.pythonpath
     if not pythonpath and (config.root / "src").is_dir():
         pythonpath = (config.root / "src",)
@@ -156,6 +163,8 @@ def run_session(options: SessionOptions, console: Console) -> ExitCode:
             cuda_policy=config.cuda_policy,
             require_gpu=options.require_gpu,
             extra_env=options.extra_env,
+            environment_sha=config.environment.sha256 if config.environment else "",
+            locked=locked,
         ),
         ProgressPrinter(console, options.verbosity),
     )
@@ -165,6 +174,40 @@ def run_session(options: SessionOptions, console: Console) -> ExitCode:
     notes = [f"logs: {run_dir}", *write_reports(run, options)]
     render_run(console, run, notes=notes, verbosity=options.verbosity)
     return run.exit_code
+
+
+def load_lock(config: MatrixConfig) -> MatrixLock | None:
+    path = config.root / LOCK_NAME
+    return MatrixLock(path) if path.is_file() else None
+
+
+def locked_cells(
+    lock: MatrixLock | None,
+    cells: Sequence[Cell],
+    engine: Engine,
+    required: bool,
+    console: Console,
+) -> dict[str, tuple[str, ...]]:
+    """Cell id -> locked package identities, for the cells the lock still fits."""
+    if lock is None:
+        if required:
+            raise UsageError(
+                f"--conda-matrix-locked: there is no {LOCK_NAME}",
+                hint="create it with `condamatrix lock`",
+            )
+        return {}
+    locked: dict[str, tuple[str, ...]] = {}
+    for cell in cells:
+        why = lock.staleness(cell.id, cell.channels, cell.specs, engine.platform)
+        records = lock.records(cell.id, engine.platform) if why is None else None
+        if records is not None:
+            locked[cell.id] = tuple(record_identity(r) for r in records)
+            continue
+        message = f"{lock.path} is out of date for cell {cell.id}: {why}"
+        if required:
+            raise ConfigError(message, hint="update it with `condamatrix lock`")
+        console.print(Text(message + " (solving instead)", style="yellow"))
+    return locked
 
 
 def write_reports(run: RunResult, options: SessionOptions) -> list[str]:
@@ -186,7 +229,7 @@ def write_reports(run: RunResult, options: SessionOptions) -> list[str]:
     return notes
 
 
-def host_facts(engine: RattlerEngine) -> dict[str, str]:
+def host_facts(engine: Engine) -> dict[str, str]:
     facts = {
         "platform": engine.platform,
         "machine": platform.machine(),
@@ -206,10 +249,27 @@ def _new_run_dir(root: Path) -> Path:
     runs.mkdir(parents=True, exist_ok=True)
     old = sorted(p for p in runs.iterdir() if p.is_dir())
     for stale in old[:-KEEP_RUNS]:
-        shutil.rmtree(stale, ignore_errors=True)
+        # Never the folder of a run still going (it holds that run's worker and logs): a long
+        # run outlives the newest KEEP_RUNS ones when many runs share the cache.
+        if not _run_is_live(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
     run_dir = runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     run_dir.mkdir()
     return run_dir
+
+
+def _run_is_live(name: str) -> bool:
+    """Whether the run that made ``runs/<name>`` (``<date>-<time>-<pid>``) is still going."""
+    pid = name.rpartition("-")[2]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process, or not a pid at all: leave the folder alone
+    return True
 
 
 def format_cells(cells: Sequence[Cell]) -> str:

@@ -1,9 +1,8 @@
 import os
 import sys
 
-import pytest
-
 import demo
+import pytest
 
 
 @pytest.mark.parametrize(

@@ -12,23 +12,31 @@ An env is valid only when ``conda-meta/condamatrix-stamp.json`` holds its key. T
 written into the temporary prefix before one ``rename`` publishes the env, so a build killed
 at any point leaves either no env or a complete one. Checking and building happen under the
 env's write lock; tests run under its read lock, so a rebuild waits for runs still using it.
+
+Engines that cannot build under one name and publish under another (conda, mamba and
+micromamba write the prefix's absolute path into files) set ``builds_in_place``: they build
+straight at the final path, under the write lock, and the stamp written last is then what
+publishes the env. A killed in-place build leaves a folder without a stamp, which is never
+reused: the next build discards it, and ``condamatrix cache prune`` removes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import shutil
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from filelock import ReadWriteLock
+from filelock import ReadWriteLock, Timeout
 
 from .. import __version__
 from ..errors import CacheError
@@ -44,6 +52,12 @@ CACHEDIR_TAG = (
 #: builder(spec, temporary_prefix, final_prefix) -> installed packages as "name=version=build"
 Builder = Callable[[EnvSpec, Path, Path], list[str]]
 PhaseCallback = Callable[[str], None]
+#: how often a wait for an env's lock asks whether the run was interrupted
+LOCK_POLL_SECONDS = 0.2
+
+
+class LockWaitCancelled(Exception):
+    """The run was interrupted while it waited for another run's lock on an env."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +108,40 @@ class EnvCache:
         return self.root / "envs" / spec.dirname
 
     def lock_for(self, spec: EnvSpec) -> ReadWriteLock:
-        # A fresh instance per use: one instance coordinates processes, not threads.
-        return ReadWriteLock(self.root / "locks" / f"{spec.dirname}.lock", is_singleton=False)
+        path = self.root / "locks" / f"{spec.dirname}.lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Created here so that it honours the umask: filelock would make it 0600, which
+            # locks out the other users of a cache shared through a group.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+            # A fresh instance per use: one instance coordinates processes, not threads.
+            return ReadWriteLock(path, is_singleton=False)
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            raise _lock_error(path, exc) from None
+
+    @contextlib.contextmanager
+    def _hold(
+        self,
+        lock: ReadWriteLock,
+        mode: Literal["read", "write"],
+        cancelled: Callable[[], bool] | None,
+    ) -> Iterator[None]:
+        """Hold ``lock`` in ``mode``, waiting in slices so that an interrupted run stops waiting."""
+        acquire = lock.acquire_write if mode == "write" else lock.acquire_read
+        try:
+            while True:
+                try:
+                    acquire(timeout=-1 if cancelled is None else LOCK_POLL_SECONDS)
+                    break
+                except Timeout:
+                    if cancelled is not None and cancelled():
+                        raise LockWaitCancelled(lock.lock_file) from None
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            raise _lock_error(Path(lock.lock_file), exc) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextlib.contextmanager
     def use(
@@ -105,8 +151,13 @@ class EnvCache:
         *,
         rebuild: bool = False,
         on_phase: PhaseCallback | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> Iterator[EnvStatus]:
-        """Yield a valid env for ``spec`` (reused or built), held under its read lock."""
+        """Yield a valid env for ``spec`` (reused or built), held under its read lock.
+
+        ``cancelled`` is asked while waiting for another run's lock: when it says yes, the wait
+        ends with :class:`LockWaitCancelled` (an interrupted run must not wait for others).
+        """
         phase = on_phase or (lambda _: None)
         lock = self.lock_for(spec)
         built: EnvStatus | None = None
@@ -114,7 +165,7 @@ class EnvCache:
         while True:
             if not force:
                 phase("checking cache")
-                with lock.read_lock():
+                with self._hold(lock, "read", cancelled):
                     stamp, _ = self._check(spec)
                     if stamp is not None:
                         self._touch(spec)
@@ -128,7 +179,7 @@ class EnvCache:
                         )
                         return
             phase("waiting for lock")
-            with lock.write_lock():
+            with self._hold(lock, "write", cancelled):
                 stamp, why = self._check(spec)
                 if stamp is not None and not force:
                     continue  # another run built it while we waited
@@ -152,6 +203,9 @@ class EnvCache:
             return None, "damaged env: its stamp belongs to another key"
         if not python_executable(prefix).exists():
             return None, "damaged env: its python executable is missing"
+        missing = _missing_files(prefix, stamp.get("packages"))
+        if missing:
+            return None, f"damaged env: {missing}"
         return stamp, ""
 
     def _why_missing(self, spec: EnvSpec) -> str:
@@ -180,7 +234,12 @@ class EnvCache:
         self._sweep(spec)
         if final.exists():
             self._discard(final)
-        tmp = self.root / "tmp" / f"{spec.dirname}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        in_place = builds_in_place(builder)
+        tmp = (
+            final
+            if in_place
+            else self.root / "tmp" / f"{spec.dirname}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        )
         start = time.monotonic()
         phase("building")
         try:
@@ -195,13 +254,21 @@ class EnvCache:
                 "built_by": f"pytest-condamatrix {__version__}",
             }
             _write_atomic(tmp / STAMP, json.dumps(stamp, indent=1))
-            tmp.rename(final)  # the one step that publishes the env
+            if not in_place:
+                tmp.rename(final)  # the one step that publishes the env
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(exc, OSError):
                 raise CacheError(
                     f"cannot write the env {spec.cell_id} into {final}: {exc.strerror or exc}",
                     hint="free disk space or pick another cache folder (--conda-matrix-cache-dir)",
+                ) from None
+            if _disk_full(exc):  # the engine's error says so, behind its own wording
+                raise CacheError(
+                    f"the disk of the cache {self.root} is full: the env {spec.cell_id} could "
+                    f"not be written ({os.strerror(errno.ENOSPC)})",
+                    hint="free disk space (`condamatrix prune`) or pick another cache folder "
+                    "(--conda-matrix-cache-dir)",
                 ) from None
             raise
         self._touch(spec)
@@ -230,6 +297,74 @@ class EnvCache:
         # Last-use time for pruning lives beside the lock: envs stay untouched once stamped.
         with contextlib.suppress(OSError):
             (self.root / "locks" / f"{spec.dirname}.used").touch()
+
+
+def _missing_files(prefix: Path, packages: Any) -> str:
+    """What is gone of the files the env's packages installed, as conda-meta lists them.
+
+    One listing per folder (a few ms for a Python env): cheap enough for every reuse, and
+    it catches what a stamp cannot, such as a deleted stdlib module. Empty when all is there.
+    """
+    meta = prefix / "conda-meta"
+    for package in packages if isinstance(packages, list) else []:
+        if not isinstance(package, str) or ":" in package or package.count("=") != 2:
+            continue  # not a conda package (e.g. "pip:name==1.0"): conda-meta does not list it
+        record = meta / (package.replace("=", "-") + ".json")
+        if not record.is_file():
+            return f"the record of its package {package} is missing"
+    gone: list[str] = []
+    count = 0
+    # One listing per folder instead of one lstat per file: the same answer (a listing holds
+    # dangling links too, as lexists does), 3x faster on a warm cache-hit decision.
+    base = str(prefix)
+    listings: dict[str, frozenset[str]] = {}
+    for record in sorted(meta.glob("*.json")):
+        if record.name == STAMP.name:
+            continue
+        try:
+            files = json.loads(record.read_text(encoding="utf-8")).get("files", [])
+        except (OSError, ValueError, AttributeError):
+            return f"its package record conda-meta/{record.name} is unreadable"
+        for rel in files if isinstance(files, list) else []:
+            folder, _, name = str(rel).rpartition("/")
+            present = listings.get(folder)
+            if present is None:
+                try:
+                    with os.scandir(f"{base}/{folder}" if folder else base) as entries:
+                        present = frozenset(entry.name for entry in entries)
+                except OSError:
+                    present = frozenset()
+                listings[folder] = present
+            if name not in present:
+                count += 1
+                gone.append(str(rel))
+    if not count:
+        return ""
+    return f"{count} installed file(s) are missing, e.g. {', '.join(gone[:3])}"
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    # Rust's io errors (rattler) end in "(os error N)"; others carry the C library's text.
+    return any(
+        f"(os error {code})" in text or os.strerror(code) in text
+        for code in (errno.ENOSPC, errno.EDQUOT)
+    )
+
+
+def _lock_error(path: Path, exc: BaseException) -> CacheError:
+    return CacheError(
+        f"cannot use the lock file {path}: {exc}",
+        hint="if no run uses this cache now, delete that file; it is made again when needed",
+    )
+
+
+def builds_in_place(builder: Builder) -> bool:
+    """Whether the engine behind ``builder`` must build at the final prefix (CLI engines)."""
+    owner = getattr(builder, "__self__", builder)  # a bound ``engine.build``, or the engine
+    return bool(getattr(owner, "builds_in_place", False))
 
 
 def _write_atomic(path: Path, text: str) -> None:

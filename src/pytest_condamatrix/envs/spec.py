@@ -30,10 +30,17 @@ class EnvSpec:
     channel_fingerprints: tuple[str, ...] = ()
     #: the cell's CUDA variant; already part of the key through the ``__cuda`` virtual package
     cuda: str = "cpu"
+    #: pip requirements installed after the conda packages, and hashes of local files among them
+    pip: tuple[str, ...] = ()
+    pip_files: tuple[str, ...] = ()
+    #: sha256 of the environment.yml the cell is based on
+    environment_file: str = ""
+    #: identities (url#sha256) of the packages a lock file pins for this cell; no solve then
+    locked: tuple[str, ...] = ()
 
     def inputs(self) -> dict[str, Any]:
         """The key's inputs as plain JSON data (stored in the stamp, diffed to explain rebuilds)."""
-        return {
+        inputs: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "engine": self.engine,
             "platform": self.platform,
@@ -42,6 +49,15 @@ class EnvSpec:
             "specs": list(self.specs),
             "virtual_packages": list(self.virtual_packages),
         }
+        # Optional inputs appear only when used, so that envs without them keep their keys.
+        optional = {
+            "pip": list(self.pip),
+            "pip_files": list(self.pip_files),
+            "environment_file": self.environment_file,
+            "locked": list(self.locked),
+        }
+        inputs.update({name: value for name, value in optional.items() if value})
+        return inputs
 
     @property
     def key(self) -> str:
@@ -70,7 +86,13 @@ def channel_fingerprint(channel: str, platform: str) -> str | None:
 
 
 #: inputs too long to show item by item in a table: only that they changed is said
-SUMMARISED = {"channels": "channels changed", "channel_content": "a local channel's index changed"}
+SUMMARISED = {
+    "channels": "channels changed",
+    "channel_content": "a local channel's index changed",
+    "environment_file": "the environment file changed",
+    "locked": "the lock file changed",
+    "pip_files": "a local pip file changed",
+}
 
 
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:

@@ -34,7 +34,8 @@ STATUS_STYLE = {
 
 
 def make_console(file: IO[str] | None = None, *, width: int | None = None) -> Console:
-    console = Console(file=file, width=width, highlight=False, soft_wrap=False)
+    # soft_wrap: long messages stay one line (grep-able logs); tables still fit the width
+    console = Console(file=file, width=width, highlight=False, soft_wrap=True)
     if width is None and not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = PLAIN_WIDTH  # CI logs and pipes are wider than rich's 80 columns
     return console

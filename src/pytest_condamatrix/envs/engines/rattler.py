@@ -11,6 +11,8 @@ from rattler import BuildString, GenericVirtualPackage, PackageName, Subdir, Ver
 
 from ...cuda import SolvedPackage, cuda_leaks
 from ...errors import EnvBuildError
+from ..lock import MatrixLock
+from ..pip_layer import install_pip_layer
 from ..spec import EnvSpec
 
 # Virtual packages whose version decides nothing for us: leaving the version out keeps a
@@ -21,9 +23,12 @@ UNVERSIONED = {"__linux", "__osx", "__win", "__unix"}
 class RattlerEngine:
     """Solve with resolvo and install from a shared, hard-linked package cache."""
 
-    def __init__(self, package_cache: Path, repodata_cache: Path) -> None:
+    def __init__(
+        self, package_cache: Path, repodata_cache: Path, lock: MatrixLock | None = None
+    ) -> None:
         self.package_cache = package_cache
         self.repodata_cache = repodata_cache
+        self.lock = lock
         self.id = f"rattler {importlib.metadata.version('py-rattler')}"
         self.platform = str(rattler.Subdir.current())
         self._host: tuple[GenericVirtualPackage, ...] | None = None
@@ -72,7 +77,8 @@ class RattlerEngine:
             return asyncio.run(
                 rattler.solve(
                     sources=channels,
-                    specs=list(spec.specs),
+                    # lenient parsing, as conda: environment files say name=version=build
+                    specs=[rattler.MatchSpec(s, strict=False) for s in spec.specs],
                     gateway=gateway,
                     platforms=[Subdir(spec.platform), Subdir("noarch")],
                     virtual_packages=self._solve_packages(spec),
@@ -86,8 +92,16 @@ class RattlerEngine:
                 f"{list(spec.channels)}",
             ) from None
 
+    def records_for(self, spec: EnvSpec) -> list[rattler.RepoDataRecord]:
+        """The packages of the env: exactly the locked ones when a lock pins it, else solved."""
+        if spec.locked and self.lock is not None:
+            locked = self.lock.records(spec.cell_id, spec.platform)
+            if locked is not None:
+                return locked
+        return self.solve(spec)
+
     def build(self, spec: EnvSpec, prefix: Path, final_prefix: Path) -> list[str]:
-        records = self.solve(spec)
+        records = self.records_for(spec)
         if spec.cuda == "cpu":
             check_cpu_solution(spec, records)
         try:
@@ -106,7 +120,9 @@ class RattlerEngine:
                 f"cannot install the env of {spec.cell_id}: {_first_lines(exc)}",
                 hint="rerun with --conda-matrix-rebuild; if it persists, clear the package cache",
             ) from None
-        return sorted(f"{r.name.normalized}={r.version}={r.build}" for r in records)
+        packages = sorted(f"{r.name.normalized}={r.version}={r.build}" for r in records)
+        pip_packages = install_pip_layer(spec.cell_id, spec.pip, prefix, final_prefix)
+        return packages + [f"pip:{p}" for p in pip_packages]
 
 
 def check_cpu_solution(spec: EnvSpec, records: list[rattler.RepoDataRecord]) -> None:

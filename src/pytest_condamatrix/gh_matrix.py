@@ -1,0 +1,281 @@
+"""``condamatrix gh-matrix``: the configured cells as a GitHub Actions ``strategy.matrix``.
+
+One job per cell, so the matrix in the workflow is never copied by hand from the config.
+Each entry carries the cell's runner labels (``runners`` in the config) and a cache key.
+
+The cache key is computed in the job that runs ``gh-matrix``, which is usually not the
+machine that builds the env (a GPU cell runs on a self-hosted runner), so ``cache-key`` only
+hashes what the configuration decides: the env's specs, channels (and local channels'
+index), engine, platform, tool version and runner labels. What the building machine adds
+(its glibc, CPU microarchitecture and cache folder: an env built for one is not usable on
+another, and envs are not relocatable) is ``gh-matrix --host-key``, run in the test job and
+appended to ``cache-key`` by the workflow templates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .config import DEFAULT_GPU, MatrixConfig
+from .envs.engines.rattler import RattlerEngine
+from .errors import ExitCode, UsageError
+from .matrix import SAFE_ID, Cell, select_cells
+from .runner import make_spec
+from .session import SessionOptions, cache_root, load_matrix
+
+#: GitHub runs at most this many jobs from one matrix
+MAX_JOBS = 256
+KEY_PREFIX = "condamatrix"
+
+
+class GitHubMatrixError(UsageError):
+    """The selected cells break one of GitHub's rules for a job matrix."""
+
+
+@dataclass(frozen=True)
+class MatrixEntry:
+    """One job of the GitHub matrix: one cell."""
+
+    cell: str
+    python: str
+    cuda: str
+    runs_on: tuple[str, ...]
+    cache_key: str
+
+    def to_json(self) -> dict[str, Any]:
+        labels: str | list[str] = self.runs_on[0] if len(self.runs_on) == 1 else list(self.runs_on)
+        return {
+            "cell": self.cell,
+            "python": self.python,
+            "cuda": self.cuda,
+            "runs-on": labels,
+            "cache-key": self.cache_key,
+        }
+
+
+def _engine() -> RattlerEngine:
+    # The engine's paths are never touched here: it only names itself and detects the host.
+    root = cache_root(None)
+    return RattlerEngine(root / "pkgs", root / "repodata")
+
+
+def _digest(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def cell_cache_key(cell: Cell, config: MatrixConfig, engine: RattlerEngine, platform: str) -> str:
+    """``condamatrix-<cell>-<platform>-<hash16>`` from what the configuration decides."""
+    inputs = make_spec(cell, engine, platform).inputs()
+    # The host's virtual packages belong to the machine that builds (see --host-key); the
+    # __cuda override is the cell's own and stays.
+    inputs["virtual_packages"] = [
+        vp for vp in inputs["virtual_packages"] if vp.partition("=")[0] == "__cuda"
+    ]
+    digest = _digest(
+        {"tool": __version__, "env": inputs, "runs-on": list(config.runs_on(cell.cuda))}
+    )
+    return f"{KEY_PREFIX}-{cell.id}-{platform}-{digest}"
+
+
+def host_facts(engine: RattlerEngine, cache: Path) -> dict[str, Any]:
+    """What makes an env built on this machine unusable on another one."""
+    return {
+        "tool": __version__,
+        "engine": engine.id,
+        "platform": engine.platform,
+        "virtual_packages": list(engine.virtual_packages("cpu")),
+        "cache": str(cache),  # envs hold absolute paths: restored elsewhere they break
+    }
+
+
+def host_key(engine: RattlerEngine, cache: Path) -> str:
+    return f"host-{_digest(host_facts(engine, cache))}"
+
+
+def build_entries(
+    config: MatrixConfig,
+    cells: Sequence[Cell],
+    *,
+    platform: str | None = None,
+    runs_on: Sequence[str] = (),
+) -> list[MatrixEntry]:
+    engine = _engine()
+    if runs_on:
+        labels = tuple(runs_on)
+        config = _with_runners(config, labels)
+    return [
+        MatrixEntry(
+            cell=cell.id,
+            python=cell.python,
+            cuda=cell.cuda,
+            runs_on=config.runs_on(cell.cuda),
+            cache_key=cell_cache_key(cell, config, engine, platform or engine.platform),
+        )
+        for cell in cells
+    ]
+
+
+def _with_runners(config: MatrixConfig, labels: tuple[str, ...]) -> MatrixConfig:
+    # Replaces the whole table, so that no per-variant entry outranks the override.
+    return dataclasses.replace(config, runners={"cpu": labels, DEFAULT_GPU: labels})
+
+
+def check_github_rules(entries: Sequence[MatrixEntry]) -> None:
+    """GitHub's limits on a job matrix: an error here beats a workflow that fails to start."""
+    if not entries:
+        raise GitHubMatrixError(
+            "no cell is selected: GitHub rejects an empty matrix",
+            hint="check --select and the exclude rules of the configuration",
+        )
+    if len(entries) > MAX_JOBS:
+        raise GitHubMatrixError(
+            f"{len(entries)} cells are selected, but GitHub runs at most {MAX_JOBS} jobs "
+            "from one matrix",
+            hint="narrow the matrix with --select or exclude rules, or split it over several "
+            "workflow jobs, each with its own --select",
+        )
+    seen: set[str] = set()
+    for entry in entries:
+        if entry.cell in seen:
+            raise GitHubMatrixError(
+                f"cell id {entry.cell!r} appears twice: job names and result files would clash",
+                hint="remove the duplicate include entry from the configuration",
+            )
+        seen.add(entry.cell)
+        if not SAFE_ID.match(entry.cell):
+            raise GitHubMatrixError(
+                f"cell id {entry.cell!r} cannot name an artifact or a results file",
+                hint="use Python and CUDA versions made of digits and dots",
+            )
+
+
+def to_matrix(entries: Sequence[MatrixEntry]) -> dict[str, Any]:
+    return {"include": [entry.to_json() for entry in entries]}
+
+
+def _same_file(stream: TextIO, path: Path) -> bool:
+    """Whether ``stream`` writes to ``path`` (``gh-matrix >> "$GITHUB_OUTPUT"``)."""
+    try:
+        return os.path.samestat(os.fstat(stream.fileno()), path.stat())
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def emit(name: str, value: str, *, plain: str, output: Path | None = None) -> None:
+    """Print ``plain`` (or ``name=value`` when stdout is ``$GITHUB_OUTPUT``), write ``output``,
+    and append ``name=value`` to ``$GITHUB_OUTPUT`` when it is set."""
+    github_output = os.environ.get("GITHUB_OUTPUT")
+    target = Path(github_output) if github_output else None
+    redirected = target is not None and _same_file(sys.stdout, target)
+    sys.stdout.write(f"{name}={value}\n" if redirected else plain + "\n")
+    sys.stdout.flush()
+    if output is not None:
+        _write(output, plain + "\n", append=False)
+    if target is not None and not redirected:
+        _write(target, f"{name}={value}\n", append=True)
+
+
+def _write(path: Path, text: str, *, append: bool) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a" if append else "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {path}: {exc.strerror or exc}", hint="pick a writable path"
+        ) from None
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "gh-matrix",
+        help="print the cells as a GitHub Actions strategy.matrix (JSON)",
+        description="Print the selected cells as the JSON of a GitHub Actions "
+        '`strategy.matrix`: {"include": [{"cell", "python", "cuda", "runs-on", '
+        '"cache-key"}, ...]}. When $GITHUB_OUTPUT is set, `matrix=<json>` is also '
+        'appended to it (once, even with `>> "$GITHUB_OUTPUT"`). runs-on comes from the '
+        "`runners` table of the configuration.",
+    )
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only cells whose id matches GLOB, e.g. 'py3.12-*' (repeatable)",
+    )
+    parser.add_argument("--config", type=Path, help="pyproject.toml or condamatrix.yml to read")
+    parser.add_argument("--output", type=Path, metavar="FILE", help="also write the JSON to FILE")
+    parser.add_argument(
+        "--platform",
+        metavar="SUBDIR",
+        help="conda platform of the test runners, e.g. linux-aarch64 (default: this machine's)",
+    )
+    parser.add_argument(
+        "--runs-on",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="run every cell on runners with LABEL, whatever `runners` says (repeatable), "
+        "e.g. to try a CUDA matrix on hosted runners, where CUDA cells run without a GPU",
+    )
+    parser.add_argument(
+        "--host-key",
+        action="store_true",
+        help="instead, print `host-key=<hash>` for this machine (its platform, glibc, CPU "
+        "microarchitecture and cache folder): the workflow appends it to the cell's cache-key",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.host_key:
+        engine = _engine()
+        root = cache_root(None)
+        facts = host_facts(engine, root)
+        sys.stderr.write("host key from: " + json.dumps(facts, sort_keys=True) + "\n")
+        key = host_key(engine, root)
+        emit("host-key", key, plain=f"host-key={key}", output=args.output)
+        return int(ExitCode.OK)
+    platform = args.platform
+    if platform is not None:
+        _check_platform(platform)
+    for label in args.runs_on:
+        if not label.strip() or label != label.strip():
+            raise UsageError(
+                f"--runs-on {label!r} is not a runner label", hint="e.g. --runs-on ubuntu-latest"
+            )
+    config, cells = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=args.config))
+    try:
+        cells = select_cells(cells, args.select)
+    except UsageError as exc:
+        message = exc.message.replace("--conda-matrix-select", "--select")
+        raise UsageError(message, hint=exc.hint) from None
+    entries = build_entries(config, cells, platform=platform, runs_on=args.runs_on)
+    check_github_rules(entries)
+    text = json.dumps(to_matrix(entries), separators=(",", ":"))
+    emit("matrix", text, plain=text, output=args.output)
+    return int(ExitCode.OK)
+
+
+def _check_platform(platform: str) -> None:
+    from rattler import Subdir
+
+    try:
+        if platform == "noarch":
+            raise ValueError(platform)  # not a platform that runs anything
+        Subdir(platform)
+    except Exception:  # rattler raises its own ParseSubdirError
+        raise UsageError(
+            f"--platform {platform!r} is not a conda platform",
+            hint="use a conda subdir such as linux-64, linux-aarch64, osx-arm64 or win-64",
+        ) from None

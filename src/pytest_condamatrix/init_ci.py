@@ -1,0 +1,147 @@
+"""``condamatrix init-ci``: write a GitHub Actions workflow for the matrix into a project.
+
+Templates are package data (``templates/*.yml``) with ``@@NAME@@`` placeholders: GitHub's own
+``${{ }}`` syntax rules out the usual template engines' braces, and a replace needs no
+dependency. Every value is inserted as a JSON string, which YAML reads as a quoted scalar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .config import find_config_file
+from .errors import CondaMatrixError, ExitCode, UsageError
+
+PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
+PYTHON_RE = re.compile(r"^3\.\d+$")
+DEFAULT_TOOL_PYTHON = "3.12"
+DEFAULT_INSTALL = "pytest-condamatrix"
+
+
+@dataclass(frozen=True)
+class Template:
+    file: str  # in pytest_condamatrix/templates
+    default_path: str  # where init-ci writes it, relative to the project
+
+
+WORKFLOW = Template("condamatrix.yml", ".github/workflows/condamatrix.yml")
+REUSABLE = Template("condamatrix-reusable.yml", ".github/workflows/condamatrix-reusable.yml")
+
+
+def template_text(template: Template) -> str:
+    return (resources.files("pytest_condamatrix") / "templates" / template.file).read_text(
+        encoding="utf-8"
+    )
+
+
+def render(text: str, values: Mapping[str, str]) -> str:
+    """Replace each ``@@NAME@@`` with ``values[NAME]`` as a JSON string; all must be given."""
+    missing = sorted(set(PLACEHOLDER.findall(text)) - set(values))
+    if missing:
+        raise CondaMatrixError(f"template placeholders without a value: {', '.join(missing)}")
+    return PLACEHOLDER.sub(lambda m: json.dumps(values[m.group(1)]), text)
+
+
+def render_template(
+    template: Template,
+    *,
+    python: str = DEFAULT_TOOL_PYTHON,
+    install: str = DEFAULT_INSTALL,
+) -> str:
+    if not PYTHON_RE.match(python):
+        raise UsageError(
+            f"--python {python!r} is not a Python version",
+            hint="give the Python that runs pytest-condamatrix in CI, e.g. --python 3.12",
+        )
+    if not install.strip() or any(c in install for c in "\n\r"):
+        raise UsageError(
+            f"--install {install!r} is not a pip requirement",
+            hint="e.g. --install 'pytest-condamatrix==0.1.0' (one line)",
+        )
+    return render(template_text(template), {"TOOL_PYTHON": python, "INSTALL": install.strip()})
+
+
+def write_workflow(path: Path, text: str, *, force: bool = False) -> Path:
+    """Write ``text`` to ``path``; an existing file is replaced only with ``force``."""
+    if path.is_dir():
+        raise UsageError(
+            f"{path} is a folder", hint="give the workflow file's path, e.g. --path ci/x.yml"
+        )
+    if path.exists() and not force:
+        raise UsageError(
+            f"{path} already exists: not overwritten",
+            hint="pass --force to replace it, or --path to write the workflow elsewhere",
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {path}: {exc.strerror or exc}", hint="pick a writable --path"
+        ) from None
+    return path
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "init-ci",
+        help="write a GitHub Actions workflow that runs the matrix, one job per cell",
+        description="Write a GitHub Actions workflow into this project: a job lists the cells "
+        "(`condamatrix gh-matrix`), one job per cell runs `pytest --conda-matrix` with its "
+        "env cached, and a last job merges the results into one report (`condamatrix "
+        "merge`). With --reusable, write a reusable workflow (on: workflow_call) instead.",
+    )
+    parser.add_argument(
+        "--path",
+        type=Path,
+        help=f"where to write it (default: {WORKFLOW.default_path}, or "
+        f"{REUSABLE.default_path} with --reusable)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing file")
+    parser.add_argument(
+        "--reusable", action="store_true", help="write the reusable workflow (workflow_call)"
+    )
+    parser.add_argument(
+        "--python",
+        default=DEFAULT_TOOL_PYTHON,
+        metavar="X.Y",
+        help=f"Python that runs pytest-condamatrix in CI (default: {DEFAULT_TOOL_PYTHON})",
+    )
+    parser.add_argument(
+        "--install",
+        default=DEFAULT_INSTALL,
+        metavar="REQUIREMENT",
+        help=f"what the jobs `pip install` (default: {DEFAULT_INSTALL}); pin it to keep the "
+        "jobs of one run on one version",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    template = REUSABLE if args.reusable else WORKFLOW
+    text = render_template(template, python=args.python, install=args.install)
+    path = write_workflow(args.path or Path(template.default_path), text, force=args.force)
+    print(f"wrote {path}")
+    if find_config_file(Path.cwd().resolve()) is None:
+        sys.stderr.write(
+            "note: no [tool.condamatrix] table (nor condamatrix.yml) was found from here; "
+            "the workflow needs one to list the cells\n"
+        )
+    if args.reusable:
+        shown = f".github/workflows/{path.name}" if path.is_absolute() else path.as_posix()
+        print(
+            "call it from a job of another workflow:\n"
+            "  jobs:\n"
+            "    conda-matrix:\n"
+            f"      uses: ./{shown}"
+        )
+    return int(ExitCode.OK)

@@ -1,0 +1,249 @@
+"""``condamatrix merge``: per-job results files (``--conda-matrix-json``) into one report.
+
+In CI each job runs one cell; this rebuilds the single run they stand for, and writes the
+same reports as one ``pytest --conda-matrix`` would: terminal, JUnit, Markdown (also to
+``$GITHUB_STEP_SUMMARY``), JSON, and its exit code.
+
+Results files come from artifacts, i.e. from other machines: they are checked field by
+field, and nothing in them decides where anything is written (only the command line does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ResultsError, UsageError
+from .matrix import SAFE_ID
+from .report.terminal import make_console, render_run
+from .results import OUTCOMES, SCHEMA, SCHEMA_VERSION, CellResult, RunResult, from_json
+from .session import SessionOptions, write_reports
+
+#: an id as :func:`pytest_condamatrix.matrix.cell_id` writes it
+CELL_ID = re.compile(r"^py(?P<python>3\.\d+(?:\.\d+)?)-(?:cpu|cu(?P<cuda>\d+(?:\.\d+){0,2}))$")
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MISSING_MESSAGE = (
+    "no results file: the job of this cell ended before writing one (a setup step failed, "
+    "or it was cancelled); see that job's log"
+)
+
+_STR = (str,)
+_NUM = (int, float)
+CELL_FIELDS: dict[str, tuple[type, ...]] = {
+    "cell": _STR,
+    "python": _STR,
+    "cuda": _STR,
+    "status": _STR,
+    "message": _STR,
+    "env_status": _STR,
+    "env_reason": _STR,
+    "env_key": _STR,
+    "env_prefix": _STR,
+    "interpreter": _STR,
+    "log": _STR,
+    "build_seconds": _NUM,
+    "test_seconds": _NUM,
+    "exit_code": (int, type(None)),
+    "collected": (int, type(None)),
+    "packages": (list,),
+    "tests": (list,),
+}
+REQUIRED_CELL_FIELDS = ("cell", "python", "cuda", "status")
+TEST_FIELDS: dict[str, tuple[type, ...]] = {
+    "nodeid": _STR,
+    "outcome": _STR,
+    "duration": _NUM,
+    "when": _STR,
+    "message": _STR,
+    "longrepr": _STR,
+}
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One results file and the run it holds."""
+
+    path: Path
+    run: RunResult
+
+
+def load_shard(path: Path) -> Shard:
+    """Read and check one results file; anything unexpected is a :class:`ResultsError`."""
+    hint = "give files written by pytest --conda-matrix --conda-matrix-json"
+    if not path.exists():
+        raise ResultsError(
+            f"{path}: no such file",
+            hint="check the path; a shell glob that matches nothing is passed on as it is",
+        )
+    if not path.is_file():
+        raise ResultsError(f"{path}: not a file", hint=hint)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ResultsError(f"{path}: {size} bytes is too large for a results file", hint=hint)
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read it: {exc}", hint=hint) from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ResultsError(
+            f"{path}: not a pytest-condamatrix results file (not JSON: {exc})", hint=hint
+        ) from None
+    source = str(path)
+    ours = isinstance(data, dict) and data.get("schema") == SCHEMA
+    if ours and data.get("version") == SCHEMA_VERSION:
+        _check_cells(data, source)
+    # from_json says what is wrong with a file of another tool or schema version
+    return Shard(path=path, run=from_json(data, source=source))
+
+
+def _check_cells(data: dict[str, Any], source: str) -> None:
+    cells = data.get("cells")
+    if not isinstance(cells, list):
+        raise ResultsError(f"{source}: malformed results ('cells' is not a list)")
+    for i, raw in enumerate(cells):
+        where = f"{source}: cells[{i}]"
+        if not isinstance(raw, dict):
+            raise ResultsError(f"{where}: malformed results (not an object)")
+        for name in REQUIRED_CELL_FIELDS:
+            if name not in raw:
+                raise ResultsError(f"{where}: malformed results (no {name!r})")
+        _check_fields(raw, CELL_FIELDS, where)
+        if not SAFE_ID.match(raw["cell"]):
+            raise ResultsError(f"{where}: {raw['cell']!r} is not a cell id")
+        if not all(isinstance(p, str) for p in raw.get("packages", [])):
+            raise ResultsError(f"{where}.packages: malformed results (not all strings)")
+        for j, test in enumerate(raw.get("tests", [])):
+            test_where = f"{where}.tests[{j}]"
+            if not isinstance(test, dict):
+                raise ResultsError(f"{test_where}: malformed results (not an object)")
+            _check_fields(test, TEST_FIELDS, test_where)
+            if test.get("outcome") not in OUTCOMES:
+                raise ResultsError(
+                    f"{test_where}: unknown outcome {test.get('outcome')!r} "
+                    f"(known: {', '.join(OUTCOMES)})"
+                )
+
+
+def _check_fields(raw: dict[str, Any], fields: dict[str, tuple[type, ...]], where: str) -> None:
+    for name, types in fields.items():
+        if name not in raw:
+            continue
+        value = raw[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ResultsError(
+                f"{where}.{name}: malformed results ({type(value).__name__} where "
+                f"{' or '.join(t.__name__ for t in types)} was expected)"
+            )
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def _cell_order(cell: CellResult) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    # Shards arrive in file-name order (py3.12 before py3.9): order by version instead,
+    # Python first, CPU before CUDA, as the axes of a configuration usually are.
+    cuda = () if cell.cuda == "cpu" else (1, *_version_key(cell.cuda))
+    return _version_key(cell.python), cuda, cell.cell
+
+
+def missing_cell(cell: str) -> CellResult:
+    match = CELL_ID.match(cell)
+    if match is None:
+        raise UsageError(
+            f"--expect {cell!r} is not a cell id",
+            hint="cell ids look like py3.12-cpu or py3.11-cu12.1 (see `condamatrix list`)",
+        )
+    python, cuda = match.group("python"), match.group("cuda") or "cpu"
+    return CellResult(cell=cell, python=python, cuda=cuda, status="error", message=MISSING_MESSAGE)
+
+
+def merge_shards(shards: Sequence[Shard], expect: Sequence[str] = ()) -> RunResult:
+    """One run made of the shards' cells; ``expect``ed cells without results count as errors."""
+    expected = [missing_cell(c) for c in dict.fromkeys(expect)]
+    if not shards and not expected:
+        raise UsageError(
+            "no results files to merge",
+            hint="give the files written by --conda-matrix-json, e.g. results/*.json",
+        )
+    owner: dict[str, Path] = {}
+    cells: list[CellResult] = []
+    for shard in shards:
+        for cell in shard.run.cells:
+            if cell.cell in owner:
+                first = owner[cell.cell]
+                where = (
+                    "twice in " + str(first)
+                    if first == shard.path
+                    else (f"in both {first} and {shard.path}")
+                )
+                raise ResultsError(
+                    f"cell {cell.cell} has results {where}",
+                    hint="merge the results of one run only: each cell once (remove stale "
+                    "files from earlier runs)",
+                )
+            owner[cell.cell] = shard.path
+            cells.append(cell)
+    cells += [cell for cell in expected if cell.cell not in owner]
+    cells.sort(key=_cell_order)
+    runs = [shard.run for shard in shards]
+    return RunResult(
+        cells=cells,
+        config=_common(run.config for run in runs),
+        # the jobs ran side by side: the longest one is the wall time of the matrix
+        duration=max((run.duration for run in runs), default=0.0),
+        host=_merge_hosts([run.host for run in runs]),
+        interrupted=any(run.interrupted for run in runs),
+    )
+
+
+def _common(values: Any) -> str:
+    unique = list(dict.fromkeys(str(v) for v in values if v))
+    return ", ".join(unique)
+
+
+def _merge_hosts(hosts: Sequence[dict[str, str]]) -> dict[str, str]:
+    keys = list(dict.fromkeys(k for host in hosts for k in host))
+    return {key: _common(host.get(key, "") for host in hosts) for key in keys}
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser(
+        "merge",
+        help="combine the results files of several jobs into one report",
+        description="Combine results files written by `pytest --conda-matrix "
+        "--conda-matrix-json` (one per CI job, e.g. one per cell) into the report of one "
+        "run: the terminal table, and the --json, --junit and --markdown files asked for. "
+        "The Markdown summary is appended to $GITHUB_STEP_SUMMARY when that is set. Exits "
+        "with the code of the whole matrix (0 only if every cell passed).",
+    )
+    parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help="results files")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the merged results")
+    parser.add_argument("--junit", type=Path, metavar="OUT", help="write one JUnit XML file")
+    parser.add_argument("--markdown", type=Path, metavar="OUT", help="write a Markdown summary")
+    parser.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="CELL",
+        help="a cell that must have results (repeatable): a missing one is reported as an "
+        "error instead of silently left out",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    shards = [load_shard(path) for path in args.files]
+    merged = merge_shards(shards, args.expect)
+    options = SessionOptions(
+        cwd=Path.cwd(), json_path=args.json, junit_path=args.junit, markdown_path=args.markdown
+    )
+    notes = [f"merged {len(shards)} results files", *write_reports(merged, options)]
+    render_run(make_console(), merged, notes=notes)
+    return int(merged.exit_code)
