@@ -43,7 +43,8 @@ test_cache_root.__test__ = False  # type: ignore[attr-defined]
 
 @pytest.fixture(scope="session")
 def local_channel() -> LocalChannel:
-    channel = build_local_channel(test_cache_root() / "channel", PYTHONS)
+    # Where `condamatrix demo --cache-dir <test cache root>` builds its channel: shared.
+    channel = build_local_channel(test_cache_root() / "channels" / "local", PYTHONS)
     if not channel.pythons:
         pytest.skip(f"no CPython {', '.join(PYTHONS)} on this machine to build a channel from")
     return channel
@@ -52,7 +53,7 @@ def local_channel() -> LocalChannel:
 @pytest.fixture(scope="session")
 def warm_cache(local_channel: LocalChannel) -> Path:
     """An env cache shared by the tests that only read envs (kept between test runs)."""
-    return test_cache_root() / "envs"
+    return test_cache_root()
 
 
 MakeProject = Callable[..., Path]

@@ -148,6 +148,18 @@ def test_cache_key_follows_the_env_inputs_not_the_host(
     assert all(changed[c]["cache-key"] != base[c]["cache-key"] for c in base)
 
 
+def test_cache_key_follows_the_environment_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "pyproject.toml").write_text(CONFIG + 'environment = "environment.yml"\n')
+    env_file = project / "environment.yml"
+    env_file.write_text("dependencies:\n  - tomli\n")
+    base = entries(gh_matrix(capsys)[1])
+    env_file.write_text("dependencies:\n  - tomli >=2\n")
+    changed = entries(gh_matrix(capsys)[1])
+    assert all(changed[c]["cache-key"] != base[c]["cache-key"] for c in base)
+
+
 def test_host_key_follows_the_building_machine(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

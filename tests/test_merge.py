@@ -180,7 +180,7 @@ def test_bad_files_are_rejected_with_a_clear_error(
     path = tmp_path / "bad.json"
     path.write_text(content)
     code, _, err = merge(capsys, path)
-    assert code == ExitCode.RESULTS_ERROR == 8
+    assert code == int(ExitCode.RESULTS_ERROR) == 8
     assert "Traceback" not in err
     assert str(path) in err
     for word in words:

@@ -205,3 +205,51 @@ def test_markdown_summary() -> None:
     assert "| Python | cpu | cu11.8 | cu12.1 |" in text
     assert "| `t.py::test_x` | fails only on py3.9 + cu11.8 |" in text
     assert "<details>" in text and "AssertionError: boom" in text
+
+
+def test_live_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_condamatrix.report.live import LiveProgress, make_reporter, wants_live
+    from pytest_condamatrix.report.terminal import ProgressPrinter
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    out = io.StringIO()
+    console = Console(file=out, width=100, force_terminal=True)
+    assert wants_live(console)
+    reporter = make_reporter(console, ["py3.12-cpu"], verbosity=0)
+    assert isinstance(reporter, LiveProgress)
+    with reporter:
+        reporter.cell_phase("py3.12-cpu", "building")
+        reporter.cell_collected("py3.12-cpu", 2)
+        reporter.test_done("py3.12-cpu", TestResult(nodeid="t::a", outcome="passed"))
+        reporter.test_done("py3.12-cpu", TestResult(nodeid="t::b", outcome="failed"))
+        reporter.cell_done(
+            CellResult(cell="py3.12-cpu", python="3.12", cuda="cpu", status="failed")
+        )
+    text = out.getvalue()
+    assert "2/2" in text and "1 failed" in text and "1/1" in text
+
+    monkeypatch.setenv("CI", "true")
+    assert isinstance(make_reporter(console, ["py3.12-cpu"], verbosity=0), ProgressPrinter)
+    monkeypatch.delenv("CI")
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not wants_live(console)
+    plain = Console(file=io.StringIO(), width=100, force_terminal=False)
+    monkeypatch.delenv("NO_COLOR")
+    assert not wants_live(plain)
+
+
+def test_plain_progress_lines_follow_verbosity() -> None:
+    from pytest_condamatrix.report.terminal import ProgressPrinter
+
+    def lines(verbosity: int) -> str:
+        out = io.StringIO()
+        printer = ProgressPrinter(Console(file=out, width=100, force_terminal=False), verbosity)
+        printer.cell_phase("py3.9-cpu", "building")
+        printer.test_done("py3.9-cpu", TestResult(nodeid="t::a", outcome="passed"))
+        printer.test_done("py3.9-cpu", TestResult(nodeid="t::b", outcome="failed"))
+        return out.getvalue()
+
+    assert lines(0) == "[py3.9-cpu] building ...\n[py3.9-cpu] t::b FAILED\n"
+    assert "t::a PASSED" in lines(1)
+    assert lines(-1) == ""

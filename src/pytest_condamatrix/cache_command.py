@@ -192,11 +192,14 @@ def _finish(
         data["root"] = str(root)
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
     else:
-        removed = [a for a in result.actions if a.done]
+        counts = dict.fromkeys(("env", "package", "leftover", "run"), 0)
+        for action in result.actions:
+            counts[action.kind] += action.done
         verb = "would free" if result.dry_run else "freed"
         line = (
-            f"{len(removed)} removed{' (dry run)' if result.dry_run else ''}, "
-            f"{len(result.skipped)} skipped; {verb} "
+            f"{counts['env']} envs removed, {len(result.skipped)} skipped, "
+            f"{counts['package']} packages and {counts['leftover'] + counts['run']} "
+            f"leftovers/run folders removed{' (dry run)' if result.dry_run else ''}; {verb} "
             f"{format_size(result.size_before - result.size_after)}, "
             f"cache {format_size(result.size_after)}"
         )

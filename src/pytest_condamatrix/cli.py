@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, cache_command, gh_matrix, init_ci, merge
-from .errors import CondaMatrixError, ExitCode, UsageError
+from .errors import CondaMatrixError, EnvBuildError, ExitCode, UsageError
 from .report.terminal import make_console
 from .session import SessionOptions, cache_root, load_matrix
 
@@ -147,7 +147,7 @@ def _build_channel(dest: Path, pythons: tuple[str, ...]) -> tuple[Path, tuple[st
     try:
         channel = build_local_channel(dest, pythons, progress=lambda m: console.print(m))
     except ChannelBuildError as exc:
-        raise CondaMatrixError(str(exc)) from None
+        raise EnvBuildError(str(exc)) from None
     for version in channel.missing:
         console.print(f"Python {version} was not found on this machine: its cell is left out")
     return channel.path, channel.pythons
@@ -156,7 +156,7 @@ def _build_channel(dest: Path, pythons: tuple[str, ...]) -> tuple[Path, tuple[st
 def make_local_channel(dest: Path, pythons: tuple[str, ...]) -> int:
     path, found = _build_channel(dest.resolve(), pythons)
     if not found:
-        raise CondaMatrixError(
+        raise EnvBuildError(
             f"none of Python {', '.join(pythons)} was found on this machine",
             hint="install them (e.g. with pyenv) or name others with --python",
         )
@@ -168,7 +168,7 @@ def run_demo(pytest_args: Sequence[str], cache_dir: Path | None) -> int:
     root = cache_root(cache_dir)
     channel, found = _build_channel(root / "channels" / "local", DEMO_PYTHONS)
     if not found:
-        raise CondaMatrixError(
+        raise EnvBuildError(
             f"the demo needs at least one of Python {', '.join(DEMO_PYTHONS)} on this machine",
             hint="install one (e.g. `pyenv install 3.12`) and run the demo again",
         )

@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .config import DEFAULT_GPU, MatrixConfig
+from .config import DEFAULT_GPU, MatrixConfig, find_config_file
+from .envs.engines import Engine, make_engine
 from .envs.engines.rattler import RattlerEngine
+from .envs.lock import MatrixLock, record_identity
 from .errors import ExitCode, UsageError
 from .matrix import SAFE_ID, Cell, select_cells
 from .runner import make_spec
-from .session import SessionOptions, cache_root, load_matrix
+from .session import SessionOptions, cache_root, load_lock, load_matrix
 
 #: GitHub runs at most this many jobs from one matrix
 MAX_JOBS = 256
@@ -63,10 +65,10 @@ class MatrixEntry:
         }
 
 
-def _engine() -> RattlerEngine:
-    # The engine's paths are never touched here: it only names itself and detects the host.
-    root = cache_root(None)
-    return RattlerEngine(root / "pkgs", root / "repodata")
+def _host_engine() -> RattlerEngine:
+    # Only for its host detection (what the __cuda override looks like, the platform): its
+    # folders are never touched.
+    return RattlerEngine(Path(os.devnull), Path(os.devnull))
 
 
 def _digest(data: Any) -> str:
@@ -74,11 +76,33 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def cell_cache_key(cell: Cell, config: MatrixConfig, engine: RattlerEngine, platform: str) -> str:
+def _locked(lock: MatrixLock | None, cell: Cell, platform: str) -> tuple[str, ...]:
+    """The cell's locked packages when the lock file still fits it, as a run would use them."""
+    if lock is None or lock.staleness(cell.id, cell.channels, cell.specs, platform) is not None:
+        return ()
+    records = lock.records(cell.id, platform)
+    return tuple(record_identity(r) for r in records) if records is not None else ()
+
+
+def cell_cache_key(
+    cell: Cell,
+    config: MatrixConfig,
+    engine: RattlerEngine,
+    platform: str,
+    lock: MatrixLock | None = None,
+) -> str:
     """``condamatrix-<cell>-<platform>-<hash16>`` from what the configuration decides."""
-    inputs = make_spec(cell, engine, platform).inputs()
-    # The host's virtual packages belong to the machine that builds (see --host-key); the
-    # __cuda override is the cell's own and stays.
+    spec = make_spec(
+        cell,
+        engine,
+        platform,
+        environment_sha=config.environment.sha256 if config.environment else "",
+        locked=_locked(lock, cell, platform),
+    )
+    inputs = spec.inputs()
+    # What the building machine adds goes into --host-key: its virtual packages (the cell's
+    # own __cuda override stays) and its engine's version (a conda CLI differs per runner).
+    inputs["engine"] = config.engine
     inputs["virtual_packages"] = [
         vp for vp in inputs["virtual_packages"] if vp.partition("=")[0] == "__cuda"
     ]
@@ -88,19 +112,19 @@ def cell_cache_key(cell: Cell, config: MatrixConfig, engine: RattlerEngine, plat
     return f"{KEY_PREFIX}-{cell.id}-{platform}-{digest}"
 
 
-def host_facts(engine: RattlerEngine, cache: Path) -> dict[str, Any]:
+def host_facts(engine: Engine, platform: str, cache: Path) -> dict[str, Any]:
     """What makes an env built on this machine unusable on another one."""
     return {
         "tool": __version__,
         "engine": engine.id,
-        "platform": engine.platform,
+        "platform": platform,
         "virtual_packages": list(engine.virtual_packages("cpu")),
         "cache": str(cache),  # envs hold absolute paths: restored elsewhere they break
     }
 
 
-def host_key(engine: RattlerEngine, cache: Path) -> str:
-    return f"host-{_digest(host_facts(engine, cache))}"
+def host_key(facts: dict[str, Any]) -> str:
+    return f"host-{_digest(facts)}"
 
 
 def build_entries(
@@ -110,17 +134,17 @@ def build_entries(
     platform: str | None = None,
     runs_on: Sequence[str] = (),
 ) -> list[MatrixEntry]:
-    engine = _engine()
+    engine = _host_engine()
+    lock = load_lock(config)
     if runs_on:
-        labels = tuple(runs_on)
-        config = _with_runners(config, labels)
+        config = _with_runners(config, tuple(runs_on))
     return [
         MatrixEntry(
             cell=cell.id,
             python=cell.python,
             cuda=cell.cuda,
             runs_on=config.runs_on(cell.cuda),
-            cache_key=cell_cache_key(cell, config, engine, platform or engine.platform),
+            cache_key=cell_cache_key(cell, config, engine, platform or engine.platform, lock),
         )
         for cell in cells
     ]
@@ -239,13 +263,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.host_key:
-        engine = _engine()
-        root = cache_root(None)
-        facts = host_facts(engine, root)
-        sys.stderr.write("host key from: " + json.dumps(facts, sort_keys=True) + "\n")
-        key = host_key(engine, root)
-        emit("host-key", key, plain=f"host-key={key}", output=args.output)
-        return int(ExitCode.OK)
+        return print_host_key(args.config, args.output)
     platform = args.platform
     if platform is not None:
         _check_platform(platform)
@@ -264,6 +282,21 @@ def run(args: argparse.Namespace) -> int:
     check_github_rules(entries)
     text = json.dumps(to_matrix(entries), separators=(",", ":"))
     emit("matrix", text, plain=text, output=args.output)
+    return int(ExitCode.OK)
+
+
+def print_host_key(config_path: Path | None, output: Path | None) -> int:
+    # The configured engine builds here: its version is a fact of this machine (no
+    # configuration found means the default engine).
+    engine_name = "rattler"
+    if config_path is not None or find_config_file(Path.cwd().resolve()) is not None:
+        engine_name = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=config_path))[0].engine
+    root = cache_root(None)
+    engine = make_engine(engine_name, root)
+    facts = host_facts(engine, _host_engine().platform, root)
+    sys.stderr.write("host key from: " + json.dumps(facts, sort_keys=True) + "\n")
+    key = host_key(facts)
+    emit("host-key", key, plain=f"host-key={key}", output=output)
     return int(ExitCode.OK)
 
 

@@ -28,8 +28,9 @@ from .errors import ConfigError, ExitCode, UsageError
 from .matrix import Cell, build_cells, select_cells
 from .plugin import strip_matrix_args
 from .report.junit import write_junit
+from .report.live import make_reporter
 from .report.markdown import write_markdown
-from .report.terminal import ProgressPrinter, make_console, render_run
+from .report.terminal import make_console, render_run
 from .results import RunResult, write_json
 from .runner import MatrixRunner, RunOptions
 
@@ -149,6 +150,7 @@ def run_session(options: SessionOptions, console: Console) -> ExitCode:
     )
     if config.note:
         console.print(Text(config.note, style="yellow"))
+    reporter = make_reporter(console, [c.id for c in cells], options.verbosity)
     runner = MatrixRunner(
         RunOptions(
             cache=cache,
@@ -166,9 +168,10 @@ def run_session(options: SessionOptions, console: Console) -> ExitCode:
             environment_sha=config.environment.sha256 if config.environment else "",
             locked=locked,
         ),
-        ProgressPrinter(console, options.verbosity),
+        reporter,
     )
-    run = runner.run(cells, engine.platform)
+    with reporter:
+        run = runner.run(cells, engine.platform)
     run.config = config.source_name
     run.host = host_facts(engine)
     notes = [f"logs: {run_dir}", *write_reports(run, options)]

@@ -57,6 +57,12 @@ class ProgressPrinter:
         self._lock = threading.Lock()
         self._phase: dict[str, str] = {}
 
+    def __enter__(self) -> ProgressPrinter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
     def _line(self, cell: str, text: str, style: str = "") -> None:
         if self.verbosity < 0:
             return
