@@ -70,6 +70,11 @@ def test_runs_in_its_cell():
         assert any(p.startswith("python=3.") for p in cell["packages"])
     result.stdout.fnmatch_lines(["*py3.9-cpu*built*passed*", "*2 cells (2 passed)*exit code 0"])
 
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = Path(__file__).parents[1] / "src" / "pytest_condamatrix" / "schemas" / "results-v1.schema.json"
+    jsonschema.validate(data, json.loads(schema.read_text()))
+    assert data["host"]["platform"] and data["host"]["cuda_driver"]
+
     result, data = run_matrix(pytester, cache)
     assert result.ret == 0
     assert {c["env_status"] for c in data["cells"]} == {"reused"}

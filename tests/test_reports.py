@@ -253,3 +253,19 @@ def test_plain_progress_lines_follow_verbosity() -> None:
     assert lines(0) == "[py3.9-cpu] building ...\n[py3.9-cpu] t::b FAILED\n"
     assert "t::a PASSED" in lines(1)
     assert lines(-1) == ""
+
+
+def test_json_follows_the_published_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import pytest_condamatrix
+
+    schema_path = Path(pytest_condamatrix.__file__).parent / "schemas" / "results-v1.schema.json"
+    schema = json.loads(schema_path.read_text())
+    run = make_run({"test_x": {"py3.9-cpu"}})
+    run.cells[0].status = "env-error"
+    run.host = {"platform": "linux-64", "glibc": "2.36"}
+    jsonschema.validate(json.loads(json.dumps(to_json(run))), schema)
+    bad = to_json(run)
+    bad["cells"][0]["status"] = "exploded"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)

@@ -44,6 +44,8 @@ class CellResult:
     env_reason: str = ""
     env_key: str = ""
     env_prefix: str = ""
+    channels: list[str] = field(default_factory=list)
+    specs: list[str] = field(default_factory=list)
     packages: list[str] = field(default_factory=list)
     exit_code: int | None = None
     build_seconds: float = 0.0

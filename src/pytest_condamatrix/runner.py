@@ -124,7 +124,16 @@ class MatrixRunner:
         shutil.copyfile(Path(__file__).with_name("worker.py"), opts.run_dir / f"{WORKER_MODULE}.py")
         if any(c.is_cuda for c in cells):
             self._driver = cuda.detect_driver()
-        results = [CellResult(cell=c.id, python=c.python, cuda=c.cuda) for c in cells]
+        results = [
+            CellResult(
+                cell=c.id,
+                python=c.python,
+                cuda=c.cuda,
+                channels=list(c.channels),
+                specs=[*c.specs, *(f"pip:{p}" for p in c.pip)],
+            )
+            for c in cells
+        ]
         start = time.monotonic()
         interrupted = False
         pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs), thread_name_prefix="cell")

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from . import __version__
 from .config import MatrixConfig, load_config, resolve_channel
+from .cuda import detect_driver
 from .envs.cache import EnvCache
 from .envs.engines import Engine, make_engine
 from .envs.lock import LOCK_NAME, MatrixLock, record_identity
@@ -244,6 +245,7 @@ def host_facts(engine: Engine) -> dict[str, str]:
         name, _, rest = entry.partition("=")
         if rest:
             facts[name.lstrip("_")] = rest.split("=")[0]
+    facts["cuda_driver"] = detect_driver() or "none"
     return facts
 
 

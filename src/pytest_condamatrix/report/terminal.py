@@ -195,6 +195,13 @@ def render_run(
             console.print(Text(f"{cell.cell}: ", style="bold") + Text(cell.message, style="yellow"))
     for note in notes:
         console.print(Text(note, style="dim"))
+    if run.cells and all(c.status == "not-run" for c in run.cells):
+        console.print(
+            Text(
+                "warning: no cell ran here: every cell was skipped by the CUDA policy",
+                style="bold yellow",
+            )
+        )
     totals = ", ".join(f"{n} {k}" for k, n in run.totals().items() if n) or "no tests"
     by_status: dict[str, int] = {}
     for cell in run.cells:
