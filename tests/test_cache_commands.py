@@ -8,6 +8,7 @@ the test process is another process's lock, as it would be for a concurrent run.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -214,6 +215,21 @@ def test_prune_skips_an_env_whose_lock_another_run_holds(three_envs: Path) -> No
     result = condamatrix("remove", held, "--cache-dir", str(three_envs))
     assert result.returncode == 0, result.stdout + result.stderr
     assert env_names(three_envs) == []
+
+
+def test_packages_are_left_alone_while_a_build_installs(three_envs: Path) -> None:
+    with (three_envs / "pkgs" / ".cache.lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # as rattler holds it for the whole of an install
+        result = condamatrix(
+            "prune", "--cache-dir", str(three_envs), "--older-than", "0", "--packages"
+        )
+    assert result.returncode == 0, result.stderr
+    assert "the package cache is in use by a build (pkgs/.cache.lock is held)" in result.stdout
+    assert env_names(three_envs) == []  # envs have their own locks: they went
+    assert list((three_envs / "pkgs").glob("python-*/"))
+    result = condamatrix("prune", "--cache-dir", str(three_envs), "--packages")
+    assert "removed package python-" in result.stdout
+    assert not list((three_envs / "pkgs").glob("python-*/"))
 
 
 def test_remove_by_cell_by_key_prefix_and_unknown(three_envs: Path) -> None:

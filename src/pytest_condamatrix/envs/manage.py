@@ -499,15 +499,21 @@ def prune(
     return CleanResult(actions, dry_run, before, listing.total)
 
 
+PACKAGES_BUSY = "the package cache is in use by a build (pkgs/.cache.lock is held): skipped"
+
+
 def _prune_packages(
     listing: CacheListing, removed: set[str], *, max_size: int | None, dry_run: bool, say: Say
 ) -> list[Action]:
     """Remove package-cache entries that no remaining env was installed from.
 
-    The package cache is rattler's: each entry has a ``<entry>.lock`` that rattler holds
-    (flock) while it fetches or reads the entry; an entry whose lock is held is skipped.
-    Removing an entry never breaks an env (envs hold their own hard links); it only costs a
-    new download or extraction the next time an env needs that package.
+    The package cache is rattler's. rattler holds ``pkgs/.cache.lock`` (an exclusive flock)
+    for the whole of an install, from the first fetch to the last hard link (checked with
+    strace on py-rattler 0.28; its per-entry ``<entry>.lock`` files are not locked when the
+    entry is valid). So entries are removed only while this holds that lock, taken without
+    waiting; while any build is installing, no package is removed. Removing an entry never
+    breaks an env (envs hold their own hard links); it only costs a new extraction or
+    download the next time an env needs that package.
     """
     in_use: set[str] = set()
     for env in listing.envs:
@@ -517,35 +523,35 @@ def _prune_packages(
             if record.suffix == ".json":
                 in_use.add(record.stem)
     pkgs = listing.root / "pkgs"
-    actions = []
     unused = [name for name in listing.packages if name not in in_use]
+    if not unused:
+        return []
     # Oldest first, so that with a size limit the most recently fetched are kept.
     unused.sort(key=lambda name: _mtime(pkgs / name) or 0.0)
-    for name in unused:
-        if max_size is not None and listing.total <= max_size:
-            break
-        with _package_lock(pkgs / f"{name}.lock") as held:
-            if not held:
-                why = "in use by a build (rattler's lock is held): skipped"
-                say(f"package {name}: {why}")
-                actions.append(Action("package", name, False, why))
-                continue
+    actions = []
+    with _flock(pkgs / ".cache.lock") as held:
+        if not held:
+            say(PACKAGES_BUSY)
+            return [Action("package", "pkgs/", False, PACKAGES_BUSY)]
+        for name in unused:
+            if max_size is not None and listing.total <= max_size:
+                break
             if not dry_run:
                 _delete(listing.root, pkgs / name)
-        freed = listing.usage.forget(f"pkgs/{name}")
-        verb = "would remove" if dry_run else "removed"
-        say(f"{verb} package {name} (no env uses it), {format_size(freed)} freed")
-        actions.append(Action("package", name, True, "no env uses it", freed))
+            freed = listing.usage.forget(f"pkgs/{name}")
+            verb = "would remove" if dry_run else "removed"
+            say(f"{verb} package {name} (no env uses it), {format_size(freed)} freed")
+            actions.append(Action("package", name, True, "no env uses it", freed))
     return actions
 
 
 @contextlib.contextmanager
-def _package_lock(path: Path) -> Iterator[bool]:
-    """rattler's lock of one package-cache entry (flock), taken without waiting."""
+def _flock(path: Path) -> Iterator[bool]:
+    """An exclusive flock on ``path`` (made if missing, as rattler makes it), without waiting."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError:
-        yield True  # no lock file and none can be made: rattler never locked this entry
+        yield False  # a lock we cannot take: leave what it guards alone
         return
     try:
         try:
