@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .errors import EnvBuildError
+
 
 @dataclass(frozen=True)
 class GpuDecision:
@@ -71,6 +73,22 @@ def cuda_leaks(specs: Sequence[str], solved: Iterable[SolvedPackage]) -> dict[st
         label = f"{leak.name}={leak.version}={leak.build}"
         out[label] = [spec for spec in specs if leak.name in _closure(_dep_name(spec), by_name)]
     return out
+
+
+def ensure_cpu_only(cell_id: str, specs: Sequence[str], solved: Iterable[SolvedPackage]) -> None:
+    """A CPU cell must not contain CUDA packages: name them and the specs that pulled them in."""
+    leaks = cuda_leaks(specs, solved)
+    if not leaks:
+        return
+    lines = [
+        f"{package} (pulled in by {', '.join(repr(s) for s in by) or 'an unknown spec'})"
+        for package, by in leaks.items()
+    ]
+    raise EnvBuildError(
+        f"the CPU cell {cell_id} would contain CUDA packages: " + "; ".join(lines),
+        hint="keep CUDA-only specs out of CPU cells: move them under [cuda-variants.X] "
+        "dependencies, or exclude the CPU cell; pin a CPU build (e.g. 'pkg * cpu*') otherwise",
+    )
 
 
 def _closure(root: str, by_name: dict[str, SolvedPackage]) -> set[str]:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ... import command
-from ...cuda import SolvedPackage, cuda_leaks
+from ...cuda import SolvedPackage, ensure_cpu_only
 from ...errors import EnvBuildError
 from ..cache import STAMP, python_executable
 from ..pip_layer import install_pip_layer
@@ -269,18 +269,7 @@ def read_conda_meta(prefix: Path) -> list[SolvedPackage]:
 
 def check_no_cuda(spec: EnvSpec, solved: Sequence[SolvedPackage]) -> None:
     """A CPU cell must not contain CUDA packages (same rule and message as the rattler engine)."""
-    leaks = cuda_leaks(spec.specs, solved)
-    if not leaks:
-        return
-    lines = [
-        f"{package} (pulled in by {', '.join(repr(s) for s in specs) or 'an unknown spec'})"
-        for package, specs in leaks.items()
-    ]
-    raise EnvBuildError(
-        f"the CPU cell {spec.cell_id} would contain CUDA packages: " + "; ".join(lines),
-        hint="keep CUDA-only specs out of CPU cells: move them under [cuda-variants.X] "
-        "dependencies, or exclude the CPU cell; pin a CPU build (e.g. 'pkg * cpu*') otherwise",
-    )
+    ensure_cpu_only(spec.cell_id, spec.specs, solved)
 
 
 def _read(output: IO[bytes]) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import rattler
 from rattler import BuildString, GenericVirtualPackage, PackageName, Subdir, Version
 
-from ...cuda import SolvedPackage, cuda_leaks
+from ...cuda import SolvedPackage, ensure_cpu_only
 from ...errors import EnvBuildError
 from ..lock import MatrixLock
 from ..pip_layer import install_pip_layer
@@ -131,18 +131,7 @@ def check_cpu_solution(spec: EnvSpec, records: list[rattler.RepoDataRecord]) -> 
         SolvedPackage(r.name.normalized, str(r.version), str(r.build), tuple(r.depends))
         for r in records
     ]
-    leaks = cuda_leaks(spec.specs, solved)
-    if not leaks:
-        return
-    lines = [
-        f"{package} (pulled in by {', '.join(repr(s) for s in specs) or 'an unknown spec'})"
-        for package, specs in leaks.items()
-    ]
-    raise EnvBuildError(
-        f"the CPU cell {spec.cell_id} would contain CUDA packages: " + "; ".join(lines),
-        hint="keep CUDA-only specs out of CPU cells: move them under [cuda-variants.X] "
-        "dependencies, or exclude the CPU cell; pin a CPU build (e.g. 'pkg * cpu*') otherwise",
-    )
+    ensure_cpu_only(spec.cell_id, spec.specs, solved)
 
 
 def _first_lines(exc: BaseException, limit: int = 25) -> str:
