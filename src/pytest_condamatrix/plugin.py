@@ -39,6 +39,12 @@ FLAG_OPTIONS = (
 PER_RUN_VALUE_OPTIONS = ("--junitxml", "--junit-xml", "--result-log")
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup(
         "conda-matrix",

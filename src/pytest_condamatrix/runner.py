@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Sequence
@@ -117,6 +118,7 @@ class MatrixRunner:
         self.reporter: Reporter = reporter or NullReporter()
         self._stop = threading.Event()
         self._driver: str | None = None
+        self._finished: set[str] = set()  # cells whose pytest reached its sessionfinish
 
     def run(self, cells: Sequence[Cell], platform: str) -> RunResult:
         opts = self.options
@@ -267,9 +269,9 @@ class MatrixRunner:
         start = time.monotonic()
         timed_out = False
         with log.open("wb") as output:
-            proc = command.spawn(
-                argv, env=self._cell_env(cell, env, stream, gpu), cwd=opts.cwd, output=output
-            )
+            environ = self._cell_env(cell, env, stream, gpu)
+            environ["CONDAMATRIX_JUNIT_FALLBACK"] = str(junit)  # the worker drops it if unneeded
+            proc = command.spawn(argv, env=environ, cwd=opts.cwd, output=output)
             tail = _StreamTail(stream)
             try:
                 while proc.poll() is None:
@@ -281,7 +283,8 @@ class MatrixRunner:
                     if self._stop.is_set():
                         command.kill_group(proc)
                         break
-                    time.sleep(POLL_SECONDS)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(POLL_SECONDS)  # returns as soon as the cell ends
             finally:
                 command.reap_group(proc)  # also ends children the tests left behind
         self._consume(cell, result, tail.read())
@@ -296,6 +299,8 @@ class MatrixRunner:
             event = record.get("event")
             if event == "start":
                 result.interpreter = str(record.get("python", ""))
+            elif event == "finish":
+                self._finished.add(cell.id)
             elif event == "collected":
                 result.collected = int(record.get("count", 0))
                 self.reporter.cell_collected(cell.id, result.collected)
@@ -313,12 +318,21 @@ class MatrixRunner:
 
     def _classify(self, result: CellResult, timed_out: bool, log: Path) -> None:
         code = result.exit_code
+        finished = result.cell in self._finished
         if timed_out:
             result.status = "timeout"
             result.message = f"killed after the {self.options.timeout:g} s timeout"
         elif self._stop.is_set():
             result.status = "interrupted"
             result.message = "interrupted"
+        elif code is not None and code >= 0 and result.interpreter and not finished:
+            # The worker started but pytest never finished its session: os._exit() or the
+            # like. Its exit code (even 0, 1 or 3) then says nothing about the tests.
+            result.status = "crashed"
+            result.message = (
+                f"pytest ended abruptly with exit code {code} before finishing its session "
+                "(os._exit() or a crash in a test?)" + _log_tail(log)
+            )
         elif code == 0:
             result.status = "passed"
         elif code == 1:

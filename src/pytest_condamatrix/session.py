@@ -32,8 +32,8 @@ from .report.junit import write_junit
 from .report.live import make_reporter
 from .report.markdown import write_markdown
 from .report.terminal import make_console, render_run
-from .results import RunResult, write_json
-from .runner import MatrixRunner, RunOptions
+from .results import CellResult, RunResult, TestResult, write_json
+from .runner import MatrixRunner, Reporter, RunOptions
 
 CACHE_ENV_VAR = "CONDAMATRIX_CACHE_DIR"
 KEEP_RUNS = 20
@@ -93,7 +93,7 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
         pytest_args=tuple(strip_matrix_args(config.invocation_params.args)),
         verbosity=int(config.getoption("verbose")),
     )
-    return run_session(options, make_console())
+    return run_session(options, make_console(), pytest_config=config)
 
 
 def _pytest_junit(config: pytest.Config) -> Path | None:
@@ -124,14 +124,46 @@ def load_matrix(options: SessionOptions) -> tuple[MatrixConfig, list[Cell]]:
     return config, cells
 
 
-def run_session(options: SessionOptions, console: Console) -> ExitCode:
+class _HookedReporter:
+    """Passes progress on to the terminal reporter and calls our pytest hooks."""
+
+    def __init__(self, inner: Reporter, config: pytest.Config) -> None:
+        self.inner = inner
+        self.config = config
+
+    def cell_phase(self, cell: str, phase: str) -> None:
+        self.inner.cell_phase(cell, phase)
+
+    def cell_collected(self, cell: str, count: int) -> None:
+        self.inner.cell_collected(cell, count)
+
+    def test_done(self, cell: str, test: TestResult) -> None:
+        self.inner.test_done(cell, test)
+
+    def cell_done(self, result: CellResult) -> None:
+        self.inner.cell_done(result)
+        self.config.hook.pytest_condamatrix_cell_finished(config=self.config, result=result)
+
+
+def run_session(
+    options: SessionOptions, console: Console, *, pytest_config: pytest.Config | None = None
+) -> ExitCode:
     config, cells = load_matrix(options)
+    if pytest_config is not None:
+        changed = pytest_config.hook.pytest_condamatrix_modify_cells(
+            config=pytest_config, cells=list(cells)
+        )
+        if changed is not None:
+            cells = list(changed)
+        if not cells:
+            raise UsageError("pytest_condamatrix_modify_cells left no cell to run")
     if options.list_only:
         for cell in cells:
             console.print(
                 f"{cell.id}  python={cell.python} cuda={cell.cuda}  " + " ".join(cell.specs)
             )
         return ExitCode.OK
+    check_report_paths(options)  # now, not after a run whose results would then be lost
     root = cache_root(options.cache_dir)
     cache = EnvCache(root)
     lock = load_lock(config)
@@ -152,6 +184,9 @@ def run_session(options: SessionOptions, console: Console) -> ExitCode:
     if config.note:
         console.print(Text(config.note, style="yellow"))
     reporter = make_reporter(console, [c.id for c in cells], options.verbosity)
+    hooked: Reporter = (
+        _HookedReporter(reporter, pytest_config) if pytest_config is not None else reporter
+    )
     runner = MatrixRunner(
         RunOptions(
             cache=cache,
@@ -169,12 +204,14 @@ def run_session(options: SessionOptions, console: Console) -> ExitCode:
             environment_sha=config.environment.sha256 if config.environment else "",
             locked=locked,
         ),
-        reporter,
+        hooked,
     )
     with reporter:
         run = runner.run(cells, engine.platform)
     run.config = config.source_name
     run.host = host_facts(engine)
+    if pytest_config is not None:
+        pytest_config.hook.pytest_condamatrix_run_finished(config=pytest_config, run=run)
     notes = [f"logs: {run_dir}", *write_reports(run, options)]
     render_run(console, run, notes=notes, verbosity=options.verbosity)
     return run.exit_code
@@ -214,22 +251,51 @@ def locked_cells(
     return locked
 
 
+def check_report_paths(options: SessionOptions) -> None:
+    """Refuse report paths that cannot be written, with the option that named them."""
+    for label, value in (
+        ("--conda-matrix-json", options.json_path),
+        ("--conda-matrix-junit (or --junitxml)", options.junit_path),
+        ("--conda-matrix-markdown", options.markdown_path),
+    ):
+        if value is None:
+            continue
+        path = options.cwd / value
+        why = "it is a folder" if path.is_dir() else ""
+        for parent in path.parents:
+            if not parent.exists():
+                continue
+            if not parent.is_dir():
+                why = f"{parent} is a file, not a folder"
+            elif not os.access(parent, os.W_OK):
+                why = f"the folder {parent} is not writable"
+            break
+        if why:
+            raise UsageError(f"{label} {value}: cannot write there: {why}", hint="give a file path")
+
+
 def write_reports(run: RunResult, options: SessionOptions) -> list[str]:
     """Write the requested report files; returns one note per file written."""
     notes = []
-    if options.json_path:
-        write_json(run, options.cwd / options.json_path)
-        notes.append(f"results: {options.cwd / options.json_path}")
-    if options.junit_path:
-        write_junit(run, options.cwd / options.junit_path)
-        notes.append(f"junit: {options.cwd / options.junit_path}")
-    if options.markdown_path:
-        write_markdown(run, options.cwd / options.markdown_path)
-        notes.append(f"markdown: {options.cwd / options.markdown_path}")
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        write_markdown(run, Path(summary), append=True)
-        notes.append("summary appended to $GITHUB_STEP_SUMMARY")
+    try:
+        if options.json_path:
+            write_json(run, options.cwd / options.json_path)
+            notes.append(f"results: {options.cwd / options.json_path}")
+        if options.junit_path:
+            write_junit(run, options.cwd / options.junit_path)
+            notes.append(f"junit: {options.cwd / options.junit_path}")
+        if options.markdown_path:
+            write_markdown(run, options.cwd / options.markdown_path)
+            notes.append(f"markdown: {options.cwd / options.markdown_path}")
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            write_markdown(run, Path(summary), append=True)
+            notes.append("summary appended to $GITHUB_STEP_SUMMARY")
+    except OSError as exc:  # a full disk, or a path that changed since the run began
+        raise UsageError(
+            f"cannot write a report to {exc.filename}: {exc.strerror or exc}",
+            hint="check the report paths given, and the free disk space",
+        ) from None
     return notes
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+import types
 from typing import IO, Any
 
 import pytest
@@ -52,6 +53,30 @@ def _message(report: Any) -> str:
     return ""
 
 
+def _modify_cells(config: Any, cells: Any) -> Any:
+    """Declared so that a conftest.py implementing it also loads inside cells."""
+
+
+def _cell_finished(config: Any, result: Any) -> None:
+    """Declared so that a conftest.py implementing it also loads inside cells."""
+
+
+def _run_finished(config: Any, run: Any) -> None:
+    """Declared so that a conftest.py implementing it also loads inside cells."""
+
+
+def pytest_addhooks(pluginmanager: Any) -> None:
+    # The outer process's hooks (hookspecs.py) are never called in a cell, but pytest refuses
+    # a conftest that implements an unknown hook: declare them here too.
+    specs = types.SimpleNamespace(
+        pytest_condamatrix_modify_cells=pytest.hookspec(firstresult=True)(_modify_cells),
+        pytest_condamatrix_cell_finished=pytest.hookspec()(_cell_finished),
+        pytest_condamatrix_run_finished=pytest.hookspec()(_run_finished),
+    )
+    pluginmanager.add_hookspecs(specs)
+
+
+@pytest.hookimpl(trylast=True)  # after junitxml's: see _drop_fallback_junit
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "gpu: needs a usable NVIDIA GPU; skipped in cells that cannot use one"
@@ -64,6 +89,30 @@ def pytest_configure(config: pytest.Config) -> None:
             "pytest": pytest.__version__,
         }
     )
+    _drop_fallback_junit(config)
+
+
+def _drop_fallback_junit(config: pytest.Config) -> None:
+    """Stop pytest writing the runner's fallback JUnit file once the stream is open.
+
+    The runner asks for that file (CONDAMATRIX_JUNIT_FALLBACK) for when no results stream
+    comes back; with the stream working it is never read, and writing it costs about five
+    times what streaming does per test. Any surprise from pytest's internals leaves it on.
+    """
+    fallback = os.environ.get("CONDAMATRIX_JUNIT_FALLBACK")
+    if not fallback or _stream is None:
+        return
+    try:
+        from _pytest.junitxml import xml_key
+
+        xml = config.stash.get(xml_key, None)
+        # pytest keeps the path absolute and normalised, as the runner gives it
+        if xml is None or getattr(xml, "logfile", None) != fallback:
+            return
+        del config.stash[xml_key]
+        config.pluginmanager.unregister(xml)
+    except Exception:  # an older or newer pytest: keep the fallback file
+        return
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
