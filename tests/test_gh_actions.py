@@ -30,6 +30,7 @@ from pytest_condamatrix.gh_matrix import (
 )
 from pytest_condamatrix.init_ci import REUSABLE, WORKFLOW, render, render_template
 from pytest_condamatrix.results import CellResult, RunResult, write_json
+from pytest_condamatrix.testing import LocalChannel
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # where `condamatrix`, actionlint and shellcheck are
@@ -490,6 +491,72 @@ def test_merge_step_runs(template: Any, tmp_path: Path) -> None:
     write_json(RunResult(cells=[other]), folder / "py3.11-cpu.json")
     result, _ = run_step(merge_step, work, tmp_path, values)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash, as GitHub's runners have")
+def test_reusable_workflow_jobs_run_for_real(tmp_path: Path, local_channel: LocalChannel) -> None:
+    """The matrix job, each cell's test job and the merge job, step by step, on real envs."""
+    missing = {"3.11", "3.12"} - set(local_channel.pythons)
+    if missing:
+        pytest.skip(f"Python {', '.join(sorted(missing))} is not on this machine")
+    project = tmp_path / "repo"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[tool.condamatrix]\npython = ["3.11", "3.12"]\ndependencies = ["pytest"]\n'
+    )
+    (project / "test_it.py").write_text(
+        "import sys\n\ndef test_new():\n    assert sys.version_info >= (3, 12)\n"
+    )
+    jobs = load(render_template(REUSABLE))["jobs"]
+    inputs = {
+        "inputs.working-directory": ".",
+        "inputs.select": "",
+        "inputs.runs-on": "",
+        # as the project's own CI does: the configured channel swapped for an offline one
+        "inputs.pytest-args": f"--conda-matrix-channel {local_channel.path} -p no:cacheprovider",
+    }
+    job_dir = tmp_path / "matrix-job"
+    job_dir.mkdir()
+    result, outputs = run_step(
+        steps(jobs["matrix"])["Cells of the matrix"], project, job_dir, inputs
+    )
+    assert result.returncode == 0, result.stderr
+    matrix = json.loads(outputs["matrix"])["include"]
+    assert [e["cell"] for e in matrix] == ["py3.11-cpu", "py3.12-cpu"]
+
+    artifacts = tmp_path / "artifacts"
+    for entry in matrix:  # one runner per cell: a fresh RUNNER_TEMP each
+        job_dir = tmp_path / f"job-{entry['cell']}"
+        (job_dir / "runner_temp").mkdir(parents=True)
+        values = {**inputs, "matrix.cell": entry["cell"]}
+        test_steps = steps(jobs["test"])
+        result, cache = run_step(test_steps["Cache folder and key"], project, job_dir, values)
+        assert result.returncode == 0 and cache["empty"] == "true", result.stderr
+        env = {"CONDAMATRIX_CACHE_DIR": cache["dir"]}
+        result, _ = run_step(test_steps["Test"], project, job_dir, values, env)
+        assert result.returncode == (1 if entry["cell"] == "py3.11-cpu" else 0), result.stdout
+        result, built = run_step(
+            test_steps["Look for a finished env"], project, job_dir, values, env
+        )
+        assert built["ready"] == "true"  # the env is saved even though its tests failed
+        artifacts.mkdir(exist_ok=True)
+        shutil.copy(project / "results" / f"{entry['cell']}.json", artifacts)
+
+    merge_step = steps(jobs["merge"])["Merge the cells' results"]
+    cells = " ".join(e["cell"] for e in matrix)
+    values = {
+        "join(fromJSON(needs.matrix.outputs.matrix).include.*.cell, ' ')": cells,
+        "runner.temp": str(tmp_path / "merge-temp"),
+    }
+    shutil.copytree(artifacts, tmp_path / "merge-temp" / "condamatrix-results")
+    work = tmp_path / "merge-job"
+    work.mkdir()
+    result, _ = run_step(merge_step, work, tmp_path, values)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "test_it.py::test_new: fails only on py3.11" in result.stdout
+    assert "2 cells (1 failed, 1 passed)" in result.stdout
+    assert (work / "condamatrix-junit.xml").is_file()
 
 
 # actionlint: the reference checker of workflow files (GitHub's schema, expressions, and the

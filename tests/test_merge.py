@@ -129,6 +129,17 @@ def test_paths_inside_files_are_never_written(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.json", "junit.xml"]
 
 
+def test_terminal_escapes_in_files_are_neutralised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sneaky = cell("py3.12-cpu", "failed", message="\x1b]0;pwned\x07\x1b[2Jgone")
+    sneaky.tests[0].longrepr = "line one\r\nE   \x1b[8mhidden\x1b[0m"
+    code, out, _ = merge(capsys, shard(tmp_path, "a", sneaky))
+    assert code == 1
+    assert "\x1b" not in out and "\x07" not in out
+    assert "gone" in out and "hidden" in out
+
+
 def test_expected_cells_without_results_are_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -235,7 +246,7 @@ def _run(pytester: pytest.Pytester, cache: Path, code: int, *args: str) -> Path:
 def test_merged_shards_equal_the_single_run(
     pytester: pytest.Pytester,
     matrix_project: MakeProject,
-    warm_cache: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     matrix_project(
@@ -251,10 +262,11 @@ def test_skipped():
     pass
 """,
     )
-    single = _run(pytester, warm_cache, 1)
+    cache = tmp_path / "cache"  # its own: runs elsewhere cannot change these envs meanwhile
+    single = _run(pytester, cache, 1)
     shards = [
-        _run(pytester, warm_cache, 0, "--conda-matrix-select", "py3.12-*"),
-        _run(pytester, warm_cache, 1, "--conda-matrix-select", "*3.11*"),
+        _run(pytester, cache, 0, "--conda-matrix-select", "py3.12-*"),
+        _run(pytester, cache, 1, "--conda-matrix-select", "*3.11*"),
     ]
 
     whole = load_shard(single).run

@@ -6,10 +6,11 @@ Each entry carries the cell's runner labels (``runners`` in the config) and a ca
 The cache key is computed in the job that runs ``gh-matrix``, which is usually not the
 machine that builds the env (a GPU cell runs on a self-hosted runner), so ``cache-key`` only
 hashes what the configuration decides: the env's specs, channels (and local channels'
-index), engine, platform, tool version and runner labels. What the building machine adds
-(its glibc, CPU microarchitecture and cache folder: an env built for one is not usable on
-another, and envs are not relocatable) is ``gh-matrix --host-key``, run in the test job and
-appended to ``cache-key`` by the workflow templates.
+index), environment file, lock, engine name, platform, tool version and runner labels. What
+the building machine adds (its glibc, CPU microarchitecture, engine version and cache
+folder: an env built for one is not usable on another, and envs are not relocatable) is
+``gh-matrix --host-key``, run in the test job and appended to ``cache-key`` by the workflow
+templates.
 """
 
 from __future__ import annotations

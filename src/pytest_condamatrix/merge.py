@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ CELL_FIELDS: dict[str, tuple[type, ...]] = {
     "tests": (list,),
 }
 REQUIRED_CELL_FIELDS = ("cell", "python", "cuda", "status")
+STR_CELL_FIELDS = tuple(name for name, types in CELL_FIELDS.items() if types == _STR)
 TEST_FIELDS: dict[str, tuple[type, ...]] = {
     "nodeid": _STR,
     "outcome": _STR,
@@ -62,6 +63,10 @@ TEST_FIELDS: dict[str, tuple[type, ...]] = {
     "message": _STR,
     "longrepr": _STR,
 }
+STR_TEST_FIELDS = tuple(name for name, types in TEST_FIELDS.items() if types == _STR)
+#: C0 controls but tab and newline, DEL and C1 controls: a file could move the cursor,
+#: retitle the terminal or hide lines of the log with them
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,23 @@ def load_shard(path: Path) -> Shard:
     if ours and data.get("version") == SCHEMA_VERSION:
         _check_cells(data, source)
     # from_json says what is wrong with a file of another tool or schema version
-    return Shard(path=path, run=from_json(data, source=source))
+    run = from_json(data, source=source)
+    _neutralise(run)
+    return Shard(path=path, run=run)
+
+
+def _neutralise(run: RunResult) -> None:
+    """Drop control characters (terminal escapes) from the text that reports will show."""
+    for cell in run.cells:
+        for name in STR_CELL_FIELDS:
+            setattr(cell, name, _clean(getattr(cell, name)))
+        for test in cell.tests:
+            for name in STR_TEST_FIELDS:
+                setattr(test, name, _clean(getattr(test, name)))
+
+
+def _clean(text: str) -> str:
+    return CONTROL.sub("\ufffd", text.replace("\r\n", "\n"))
 
 
 def _check_cells(data: dict[str, Any], source: str) -> None:
@@ -179,11 +200,8 @@ def merge_shards(shards: Sequence[Shard], expect: Sequence[str] = ()) -> RunResu
         for cell in shard.run.cells:
             if cell.cell in owner:
                 first = owner[cell.cell]
-                where = (
-                    "twice in " + str(first)
-                    if first == shard.path
-                    else (f"in both {first} and {shard.path}")
-                )
+                same = first == shard.path
+                where = f"twice in {first}" if same else f"in both {first} and {shard.path}"
                 raise ResultsError(
                     f"cell {cell.cell} has results {where}",
                     hint="merge the results of one run only: each cell once (remove stale "
@@ -204,7 +222,7 @@ def merge_shards(shards: Sequence[Shard], expect: Sequence[str] = ()) -> RunResu
     )
 
 
-def _common(values: Any) -> str:
+def _common(values: Iterable[str]) -> str:
     unique = list(dict.fromkeys(str(v) for v in values if v))
     return ", ".join(unique)
 
