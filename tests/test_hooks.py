@@ -52,3 +52,21 @@ def test_hooks_see_cells_and_results(
     assert result.ret == 0, result.stdout.str()
     assert (pytester.path / "finished.txt").read_text() == "py3.12-cpu passed\n"
     assert (pytester.path / "run.txt").read_text() == "1 0"
+
+
+@pytest.mark.integration
+def test_a_conftest_importing_cell_only_packages_does_not_break_the_outer_run(
+    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
+) -> None:
+    matrix_project(python=("3.12",), dependencies=("pytest", "cudademo"))
+    pytester.makeconftest("import cudademo  # only in the cells' envs\n")
+    result = pytester.runpytest_subprocess(
+        "--conda-matrix", "--conda-matrix-cache-dir", str(warm_cache)
+    )
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines(
+        ["warning: conftest.py could not be imported by the outer pytest (*cudademo*"]
+    )
+    result.stdout.fnmatch_lines(["*1 cells (1 passed)*"])
+    # without --conda-matrix the import error is pytest's usual one
+    assert pytester.runpytest_subprocess().ret == 4

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 
 import pytest
 
@@ -178,6 +178,35 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "gpu: needs a usable NVIDIA GPU; skipped in matrix cells that cannot use one"
     )
+
+
+def _takes_over(args: Sequence[str]) -> bool:
+    return not os.environ.get("CONDAMATRIX_CELL") and any(
+        arg in ("--conda-matrix", "--conda-matrix-list") for arg in args
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Generator[None, None, None]:
+    """Tolerate a conftest.py that imports the project's dependencies in the outer process.
+
+    Those dependencies live in the cells' envs, not beside this tool; the outer process only
+    needs conftest.py for this plugin's hooks, so a failed import is a warning, not a crash.
+    """
+    try:
+        return (yield)
+    except Exception as exc:
+        if not _takes_over(args):
+            raise
+        cause = getattr(exc, "cause", exc)
+        sys.stderr.write(
+            f"warning: conftest.py could not be imported by the outer pytest "
+            f"({type(cause).__name__}: {cause}); its conda-matrix hooks are not used here, "
+            "and every cell imports it normally\n"
+        )
+        return None
 
 
 @pytest.hookimpl(tryfirst=True)
