@@ -260,3 +260,18 @@ def test_forced_rebuild(
     result, data = run_matrix(pytester, warm_cache, "--conda-matrix-rebuild")
     assert result.ret == 0
     assert data["cells"][0]["env_reason"] == "forced (--conda-matrix-rebuild)"
+
+
+def test_an_env_moved_to_another_cache_path_is_rebuilt(
+    pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
+) -> None:
+    matrix_project(python=("3.12",))
+    first = tmp_path / "first"
+    result, _ = run_matrix(pytester, first)
+    assert result.ret == 0
+    second = tmp_path / "second"
+    subprocess.run(["cp", "-a", str(first), str(second)], check=True)  # like a CI cache restore
+    result, data = run_matrix(pytester, second)
+    assert result.ret == 0
+    assert data["cells"][0]["env_status"] == "built"
+    assert data["cells"][0]["env_reason"].startswith(f"moved env: it was built at {first}")

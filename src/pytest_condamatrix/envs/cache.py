@@ -201,6 +201,11 @@ class EnvCache:
             return None, "damaged env: its stamp is unreadable"
         if not isinstance(stamp, dict) or stamp.get("key") != spec.key:
             return None, "damaged env: its stamp belongs to another key"
+        built_at = stamp.get("prefix")
+        if built_at is not None and built_at != str(prefix):
+            # conda envs hold their absolute path (shebangs, text files): a copy made
+            # elsewhere, e.g. a CI cache restored under another folder, is not usable here
+            return None, f"moved env: it was built at {built_at}"
         if not python_executable(prefix).exists():
             return None, "damaged env: its python executable is missing"
         missing = _missing_files(prefix, stamp.get("packages"))
@@ -252,6 +257,7 @@ class EnvCache:
                 "packages": packages,
                 "built_at": time.time(),
                 "built_by": f"pytest-condamatrix {__version__}",
+                "prefix": str(final),
             }
             _write_atomic(tmp / STAMP, json.dumps(stamp, indent=1))
             if not in_place:
@@ -330,8 +336,8 @@ def _missing_files(prefix: Path, packages: Any) -> str:
             present = listings.get(folder)
             if present is None:
                 try:
-                    with os.scandir(f"{base}/{folder}" if folder else base) as entries:
-                        present = frozenset(entry.name for entry in entries)
+                    # names only: listdir makes no per-entry objects, unlike iterdir/scandir
+                    present = frozenset(os.listdir(f"{base}/{folder}" if folder else base))  # noqa: PTH208
                 except OSError:
                     present = frozenset()
                 listings[folder] = present
