@@ -7,10 +7,13 @@ are keyed by content, so a change to an input builds anew instead of reusing a s
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import pytest
@@ -88,3 +91,34 @@ def matrix_project(pytester: pytest.Pytester, local_channel: LocalChannel) -> Ma
         return pytester.path
 
     return make
+
+
+RunMatrix = Callable[..., tuple[pytest.RunResult, dict[str, Any]]]
+
+
+@pytest.fixture
+def run_matrix(pytester: pytest.Pytester) -> RunMatrix:
+    """Run ``pytest --conda-matrix`` in the pytester project as a user would (a subprocess).
+
+    Returns pytest's result and the ``--conda-matrix-json`` data ({} when none was written).
+    """
+
+    def run(
+        cache: Path, *args: str, timeout: float = 300
+    ) -> tuple[pytest.RunResult, dict[str, Any]]:
+        out = pytester.path / f"results-{time.monotonic_ns()}.json"
+        result = pytester.runpytest_subprocess(
+            "--conda-matrix",
+            "--conda-matrix-cache-dir",
+            str(cache),
+            "--conda-matrix-json",
+            str(out),
+            "-p",
+            "no:cacheprovider",
+            *args,
+            timeout=timeout,
+        )
+        assert "Traceback" not in result.stderr.str(), result.stderr.str()
+        return result, json.loads(out.read_text()) if out.exists() else {}
+
+    return run

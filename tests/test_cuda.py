@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import RunMatrix
 from pytest_condamatrix import cuda
 from pytest_condamatrix.cuda import (
     SolvedPackage,
@@ -133,22 +132,6 @@ def test_gpu():
 """
 
 
-def run(
-    pytester: pytest.Pytester, cache: Path, *args: str
-) -> tuple[pytest.RunResult, dict[str, Any]]:
-    out = pytester.path / f"r{time.monotonic_ns()}.json"
-    result = pytester.runpytest_subprocess(
-        "--conda-matrix",
-        "--conda-matrix-cache-dir",
-        str(cache),
-        "--conda-matrix-json",
-        str(out),
-        *args,
-    )
-    assert "Traceback" not in result.stderr.str()
-    return result, json.loads(out.read_text()) if out.exists() else {}
-
-
 def by_cell(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["cell"]: c for c in data["cells"]}
 
@@ -172,10 +155,14 @@ def no_driver(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.integration
 def test_each_variant_gets_its_build_and_skip_policy_reports_not_run(
-    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path, no_driver: None
+    run_matrix: RunMatrix,
+    pytester: pytest.Pytester,
+    matrix_project: MakeProject,
+    warm_cache: Path,
+    no_driver: None,
 ) -> None:
     cuda_project(matrix_project, "skip")
-    result, data = run(pytester, warm_cache)
+    result, data = run_matrix(warm_cache)
     assert result.ret == 0, result.stdout.str()
     cells = by_cell(data)
     assert cells["py3.12-cpu"]["status"] == "passed"
@@ -193,10 +180,14 @@ def test_each_variant_gets_its_build_and_skip_policy_reports_not_run(
 
 @pytest.mark.integration
 def test_cpu_tests_policy_runs_cuda_cells_with_gpu_tests_skipped(
-    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path, no_driver: None
+    run_matrix: RunMatrix,
+    pytester: pytest.Pytester,
+    matrix_project: MakeProject,
+    warm_cache: Path,
+    no_driver: None,
 ) -> None:
     cuda_project(matrix_project, "cpu-tests")
-    result, data = run(pytester, warm_cache)
+    result, data = run_matrix(warm_cache)
     assert result.ret == 0, result.stdout.str()
     for cell in data["cells"]:
         assert cell["status"] == "passed"
@@ -210,6 +201,7 @@ def test_cpu_tests_policy_runs_cuda_cells_with_gpu_tests_skipped(
 @pytest.mark.integration
 @pytest.mark.parametrize("how", ["policy", "option"])
 def test_fail_policy_and_require_gpu_fail_cuda_cells(
+    run_matrix: RunMatrix,
     pytester: pytest.Pytester,
     matrix_project: MakeProject,
     warm_cache: Path,
@@ -218,7 +210,7 @@ def test_fail_policy_and_require_gpu_fail_cuda_cells(
 ) -> None:
     cuda_project(matrix_project, "fail" if how == "policy" else "skip")
     args = ("--conda-matrix-require-gpu",) if how == "option" else ()
-    result, data = run(pytester, warm_cache, *args)
+    result, data = run_matrix(warm_cache, *args)
     assert result.ret == 1
     cells = by_cell(data)
     assert cells["py3.12-cpu"]["status"] == "passed"
@@ -228,6 +220,7 @@ def test_fail_policy_and_require_gpu_fail_cuda_cells(
 
 @pytest.mark.integration
 def test_conda_override_cuda_stands_for_a_driver(
+    run_matrix: RunMatrix,
     pytester: pytest.Pytester,
     matrix_project: MakeProject,
     warm_cache: Path,
@@ -236,7 +229,7 @@ def test_conda_override_cuda_stands_for_a_driver(
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "11.8")
     cuda_project(matrix_project, "skip")
-    result, data = run(pytester, warm_cache)
+    result, data = run_matrix(warm_cache)
     assert result.ret == 0, result.stdout.str()
     cells = by_cell(data)
     assert cells["py3.12-cu11.8"]["status"] == "passed"
@@ -247,13 +240,13 @@ def test_conda_override_cuda_stands_for_a_driver(
 
 @pytest.mark.integration
 def test_a_cuda_package_leaking_into_a_cpu_cell_is_caught(
-    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
 ) -> None:
     matrix_project(
         python=("3.12",),
         extra="include = [{cuda = 'cpu', dependencies = ['cuda-version 12.1.*']}]\n",
     )
-    result, data = run(pytester, warm_cache)
+    result, data = run_matrix(warm_cache)
     assert result.ret == 1
     (cell,) = data["cells"]
     assert cell["status"] == "env-error"
@@ -265,7 +258,7 @@ def test_a_cuda_package_leaking_into_a_cpu_cell_is_caught(
 
 @pytest.mark.gpu_host
 def test_real_gpu_cell(
-    pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
 ) -> None:
     """Opt-in: on a machine with an NVIDIA driver, a CUDA cell runs its gpu tests for real.
 
@@ -292,7 +285,7 @@ def test_real_gpu_cell(
         dependencies=("pytest", "cudademo"),
         extra=f'cuda = ["{variant}"]\n',
     )
-    result, data = run(pytester, tmp_path / "cache", "--conda-matrix-require-gpu")
+    result, data = run_matrix(tmp_path / "cache", "--conda-matrix-require-gpu")
     assert result.ret == 0, result.stdout.str()
     (cell,) = data["cells"]
     assert cell["counts"]["passed"] == 3 and cell["counts"]["skipped"] == 0

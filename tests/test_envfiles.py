@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from conftest import RunMatrix
 from pytest_condamatrix.config import load_config
 from pytest_condamatrix.errors import ConfigError
 from pytest_condamatrix.matrix import build_cells
@@ -143,22 +142,6 @@ def make_wheel(folder: Path, version_text: str = "1") -> Path:
     return path
 
 
-def run(
-    pytester: pytest.Pytester, cache: Path, *args: str
-) -> tuple[pytest.RunResult, dict[str, Any]]:
-    out = pytester.path / f"r{time.monotonic_ns()}.json"
-    result = pytester.runpytest_subprocess(
-        "--conda-matrix",
-        "--conda-matrix-cache-dir",
-        str(cache),
-        "--conda-matrix-json",
-        str(out),
-        *args,
-    )
-    assert "Traceback" not in result.stderr.str()
-    return result, json.loads(out.read_text()) if out.exists() else {}
-
-
 PIP_TEST = """
 import tinywheel, shutil, subprocess
 def test_pip_layer():
@@ -168,7 +151,7 @@ def test_pip_layer():
 
 @pytest.mark.integration
 def test_pip_layer_with_a_local_wheel_and_env_file(
-    pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
 ) -> None:
     make_wheel(pytester.path / "dist")
     write(
@@ -177,7 +160,7 @@ def test_pip_layer_with_a_local_wheel_and_env_file(
     )
     matrix_project(python=("3.12",), tests=PIP_TEST, extra="environment = 'environment.yml'\n")
     cache = tmp_path / "cache"
-    result, data = run(pytester, cache)
+    result, data = run_matrix(cache)
     assert result.ret == 0, result.stdout.str()
     (cell,) = data["cells"]
     assert "pip:tinywheel==0.1" in cell["packages"]
@@ -191,20 +174,20 @@ def test_pip_layer_with_a_local_wheel_and_env_file(
             assert str(cache / "tmp") not in script.read_text(errors="replace"), script
 
     make_wheel(pytester.path / "dist", version_text="2")  # same name, new content
-    result, data = run(pytester, cache)
+    result, data = run_matrix(cache)
     assert result.ret == 1  # the test now sees VALUE == "2"
     assert data["cells"][0]["env_reason"] == "inputs changed: a local pip file changed"
 
 
 @pytest.mark.integration
 def test_a_failing_pip_layer_fails_the_build_and_keeps_no_env(
-    pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
 ) -> None:
     (pytester.path / "dist").mkdir()
     (pytester.path / "dist" / "broken-0.1-py3-none-any.whl").write_bytes(b"not a zip")
     matrix_project(python=("3.12",), extra="pip = ['dist/broken-0.1-py3-none-any.whl']\n")
     cache = tmp_path / "cache"
-    result, data = run(pytester, cache)
+    result, data = run_matrix(cache)
     assert result.ret == 1
     (cell,) = data["cells"]
     assert cell["status"] == "env-error"
@@ -214,7 +197,7 @@ def test_a_failing_pip_layer_fails_the_build_and_keeps_no_env(
 
 @pytest.mark.integration
 def test_lock_round_trip_and_out_of_date_detection(
-    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
 ) -> None:
     from pytest_condamatrix.cli import main
 
@@ -225,7 +208,7 @@ def test_lock_round_trip_and_out_of_date_detection(
     lock = project / "condamatrix.lock"
     assert "py3.9-cpu" in lock.read_text() and "py3.12-cpu" in lock.read_text()
 
-    result, data = run(pytester, warm_cache, "--conda-matrix-locked")
+    result, data = run_matrix(warm_cache, "--conda-matrix-locked")
     assert result.ret == 0, result.stdout.str()
     for cell in data["cells"]:
         stamp = json.loads(
@@ -236,7 +219,7 @@ def test_lock_round_trip_and_out_of_date_detection(
         assert all(entry.startswith("file://") and "#" in entry for entry in locked)
 
     matrix_project(python=("3.9", "3.12"), dependencies=("pytest", "tomli"))
-    result, _ = run(pytester, warm_cache, "--conda-matrix-locked")
+    result, _ = run_matrix(warm_cache, "--conda-matrix-locked")
     assert result.ret == 4
     result.stderr.fnmatch_lines(
         [
@@ -244,13 +227,14 @@ def test_lock_round_trip_and_out_of_date_detection(
             "*condamatrix lock*",
         ]
     )
-    result, data = run(pytester, warm_cache)
+    result, data = run_matrix(warm_cache)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*out of date for cell py3.12-cpu*(solving instead)*"])
 
 
 @pytest.mark.integration
 def test_export_recreates_an_identical_env(
+    run_matrix: RunMatrix,
     pytester: pytest.Pytester,
     matrix_project: MakeProject,
     warm_cache: Path,
@@ -259,7 +243,7 @@ def test_export_recreates_an_identical_env(
     from pytest_condamatrix.cli import main
 
     project = matrix_project(python=("3.12",), dependencies=("pytest", "tomli"))
-    result, data = run(pytester, warm_cache)
+    result, data = run_matrix(warm_cache)
     assert result.ret == 0
     before = sorted(data["cells"][0]["packages"])
     with pytest.MonkeyPatch.context() as mp:
@@ -280,7 +264,7 @@ def test_export_recreates_an_identical_env(
     assert "- tomli=" in exported
 
     matrix_project(python=("3.12",), dependencies=(), extra="environment = 'exported.yml'\n")
-    result, data = run(pytester, warm_cache)
+    result, data = run_matrix(warm_cache)
     assert result.ret == 0, result.stdout.str()
     assert sorted(data["cells"][0]["packages"]) == before
 

@@ -18,28 +18,10 @@ from typing import Any
 
 import pytest
 
+from conftest import RunMatrix
+
 pytestmark = pytest.mark.integration
 MakeProject = Callable[..., Path]
-
-
-def run_matrix(
-    pytester: pytest.Pytester, cache: Path, *args: str, timeout: float = 300
-) -> tuple[pytest.RunResult, dict[str, Any]]:
-    out = pytester.path / f"results-{time.monotonic_ns()}.json"
-    result = pytester.runpytest_subprocess(
-        "--conda-matrix",
-        "--conda-matrix-cache-dir",
-        str(cache),
-        "--conda-matrix-json",
-        str(out),
-        "-p",
-        "no:cacheprovider",
-        *args,
-        timeout=timeout,
-    )
-    assert "Traceback" not in result.stderr.str(), result.stderr.str()
-    data = json.loads(out.read_text()) if out.exists() else {}
-    return result, data
 
 
 def cells(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -47,7 +29,7 @@ def cells(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_matrix_runs_in_real_envs_and_reuses_them(
-    pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
 ) -> None:
     matrix_project(
         python=("3.9", "3.12"),
@@ -59,7 +41,7 @@ def test_runs_in_its_cell():
 """,
     )
     cache = tmp_path / "cache"
-    result, data = run_matrix(pytester, cache)
+    result, data = run_matrix(cache)
     assert result.ret == 0, result.stdout.str()
     first = cells(data)
     assert set(first) == {"py3.9-cpu", "py3.12-cpu"}
@@ -71,28 +53,34 @@ def test_runs_in_its_cell():
     result.stdout.fnmatch_lines(["*py3.9-cpu*built*passed*", "*2 cells (2 passed)*exit code 0"])
 
     jsonschema = pytest.importorskip("jsonschema")
-    schema = Path(__file__).parents[1] / "src" / "pytest_condamatrix" / "schemas" / "results-v1.schema.json"
+    schema = (
+        Path(__file__).parents[1]
+        / "src"
+        / "pytest_condamatrix"
+        / "schemas"
+        / "results-v1.schema.json"
+    )
     jsonschema.validate(data, json.loads(schema.read_text()))
     assert data["host"]["platform"] and data["host"]["cuda_driver"]
 
-    result, data = run_matrix(pytester, cache)
+    result, data = run_matrix(cache)
     assert result.ret == 0
     assert {c["env_status"] for c in data["cells"]} == {"reused"}
     result.stdout.fnmatch_lines(["*py3.9-cpu*reused*passed*"])
 
 
 def test_changed_dependency_rebuilds_only_that_cell_and_says_why(
-    pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
 ) -> None:
     cache = tmp_path / "cache"
     matrix_project(python=("3.11", "3.12"))
-    result, _ = run_matrix(pytester, cache)
+    result, _ = run_matrix(cache)
     assert result.ret == 0
     matrix_project(
         python=("3.11", "3.12"),
         extra="include = [{python = '3.12', dependencies = ['tomli']}]\n",
     )
-    result, data = run_matrix(pytester, cache)
+    result, data = run_matrix(cache)
     assert result.ret == 0, result.stdout.str()
     by_cell = cells(data)
     assert by_cell["py3.11-cpu"]["env_status"] == "reused"
@@ -102,7 +90,7 @@ def test_changed_dependency_rebuilds_only_that_cell_and_says_why(
 
 
 def test_failures_in_some_cells_are_reported_with_where(
-    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
 ) -> None:
     matrix_project(
         python=("3.9", "3.12"),
@@ -114,7 +102,7 @@ def test_fine():
     pass
 """,
     )
-    result, data = run_matrix(pytester, warm_cache)
+    result, data = run_matrix(warm_cache)
     assert result.ret == 1
     by_cell = cells(data)
     assert by_cell["py3.9-cpu"]["status"] == "failed"
@@ -130,13 +118,13 @@ def test_fine():
 
 
 def test_unsolvable_cell_is_an_env_error_and_others_still_run(
-    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
 ) -> None:
     matrix_project(
         python=("3.9", "3.12"),
         extra="include = [{python = '3.9', dependencies = ['no-such-package']}]\n",
     )
-    result, data = run_matrix(pytester, warm_cache)
+    result, data = run_matrix(warm_cache)
     assert result.ret == 1
     by_cell = cells(data)
     assert by_cell["py3.9-cpu"]["status"] == "env-error"
@@ -146,7 +134,11 @@ def test_unsolvable_cell_is_an_env_error_and_others_still_run(
 
 
 def test_crash_and_timeout_are_outcomes_and_leave_no_process(
-    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path, tmp_path: Path
+    run_matrix: RunMatrix,
+    pytester: pytest.Pytester,
+    matrix_project: MakeProject,
+    warm_cache: Path,
+    tmp_path: Path,
 ) -> None:
     pidfile = tmp_path / "child.pid"
     matrix_project(
@@ -161,7 +153,7 @@ def test_crash_or_hang():
     time.sleep(600)
 """,
     )
-    result, data = run_matrix(pytester, warm_cache, "--conda-matrix-timeout", "5")
+    result, data = run_matrix(warm_cache, "--conda-matrix-timeout", "5")
     assert result.ret == 1
     by_cell = cells(data)
     assert by_cell["py3.9-cpu"]["status"] == "crashed"
@@ -212,7 +204,7 @@ def test_two_concurrent_runs_build_each_env_exactly_once(
 
 
 def test_a_killed_build_is_rebuilt_never_reused(
-    pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
 ) -> None:
     project = matrix_project(python=("3.12",))
     cache = tmp_path / "cache"
@@ -231,7 +223,7 @@ def test_a_killed_build_is_rebuilt_never_reused(
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not list((cache / "envs").glob("py3.12-cpu-*")), "a killed build must not publish an env"
-    result, data = run_matrix(pytester, cache)
+    result, data = run_matrix(cache)
     assert result.ret == 0
     (cell,) = data["cells"]
     assert cell["env_status"] == "built"
@@ -239,39 +231,39 @@ def test_a_killed_build_is_rebuilt_never_reused(
 
 
 def test_incomplete_env_without_stamp_is_rebuilt(
-    pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
 ) -> None:
     matrix_project(python=("3.12",))
     cache = tmp_path / "cache"
-    _, data = run_matrix(pytester, cache)
+    _, data = run_matrix(cache)
     prefix = Path(data["cells"][0]["env_prefix"])
     (prefix / "conda-meta" / "condamatrix-stamp.json").unlink()
-    result, data = run_matrix(pytester, cache)
+    result, data = run_matrix(cache)
     assert result.ret == 0
     assert data["cells"][0]["env_status"] == "built"
     assert "incomplete env" in data["cells"][0]["env_reason"]
 
 
 def test_forced_rebuild(
-    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
 ) -> None:
     matrix_project(python=("3.12",))
-    run_matrix(pytester, warm_cache)
-    result, data = run_matrix(pytester, warm_cache, "--conda-matrix-rebuild")
+    run_matrix(warm_cache)
+    result, data = run_matrix(warm_cache, "--conda-matrix-rebuild")
     assert result.ret == 0
     assert data["cells"][0]["env_reason"] == "forced (--conda-matrix-rebuild)"
 
 
 def test_an_env_moved_to_another_cache_path_is_rebuilt(
-    pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, tmp_path: Path
 ) -> None:
     matrix_project(python=("3.12",))
     first = tmp_path / "first"
-    result, _ = run_matrix(pytester, first)
+    result, _ = run_matrix(first)
     assert result.ret == 0
     second = tmp_path / "second"
     subprocess.run(["cp", "-a", str(first), str(second)], check=True)  # like a CI cache restore
-    result, data = run_matrix(pytester, second)
+    result, data = run_matrix(second)
     assert result.ret == 0
     assert data["cells"][0]["env_status"] == "built"
     assert data["cells"][0]["env_reason"].startswith(f"moved env: it was built at {first}")
