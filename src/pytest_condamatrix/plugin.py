@@ -42,7 +42,9 @@ PER_RUN_VALUE_OPTIONS = ("--junitxml", "--junit-xml", "--result-log")
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from . import hookspecs
 
-    pluginmanager.add_hookspecs(hookspecs)
+    # Inside a cell the worker may have declared the same hooks first.
+    if not hasattr(pluginmanager.hook, "pytest_condamatrix_modify_cells"):
+        pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

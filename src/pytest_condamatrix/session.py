@@ -5,12 +5,15 @@ Shared by the pytest plugin (``pytest --conda-matrix``) and the ``condamatrix`` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,7 +209,7 @@ def run_session(
         ),
         hooked,
     )
-    with reporter:
+    with reporter, _terminate_as_interrupt():
         run = runner.run(cells, engine.platform)
     run.config = config.source_name
     run.host = host_facts(engine)
@@ -327,6 +330,28 @@ def _new_run_dir(root: Path) -> Path:
     run_dir = runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     run_dir.mkdir()
     return run_dir
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Make SIGTERM (docker stop, a cancelled CI job) end the run as Ctrl-C does.
+
+    By default SIGTERM kills this process on the spot: the cells' pytest, each in a session
+    of its own, would go on running unseen, and the results so far would be lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: set outside Python, which we cannot put back
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run_is_live(name: str) -> bool:

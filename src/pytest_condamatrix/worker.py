@@ -73,7 +73,8 @@ def pytest_addhooks(pluginmanager: Any) -> None:
         pytest_condamatrix_cell_finished=pytest.hookspec()(_cell_finished),
         pytest_condamatrix_run_finished=pytest.hookspec()(_run_finished),
     )
-    pluginmanager.add_hookspecs(specs)
+    if not hasattr(pluginmanager.hook, "pytest_condamatrix_modify_cells"):
+        pluginmanager.add_hookspecs(specs)  # unless the plugin itself is installed in the cell
 
 
 @pytest.hookimpl(trylast=True)  # after junitxml's: see _drop_fallback_junit

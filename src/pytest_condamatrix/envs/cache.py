@@ -208,9 +208,10 @@ class EnvCache:
             return None, f"moved env: it was built at {built_at}"
         if not python_executable(prefix).exists():
             return None, "damaged env: its python executable is missing"
-        missing = _missing_files(prefix, stamp.get("packages"))
-        if missing:
-            return None, f"damaged env: {missing}"
+        if stamp.get("files_complete", True):
+            missing = _missing_files(prefix, stamp.get("packages"))
+            if missing:
+                return None, f"damaged env: {missing}"
         return stamp, ""
 
     def _why_missing(self, spec: EnvSpec) -> str:
@@ -258,6 +259,9 @@ class EnvCache:
                 "built_at": time.time(),
                 "built_by": f"pytest-condamatrix {__version__}",
                 "prefix": str(final),
+                # False when files conda-meta lists were gone right after the build (a pip
+                # layer may replace a conda package): then reuse cannot check them.
+                "files_complete": not _missing_files(tmp, packages),
             }
             _write_atomic(tmp / STAMP, json.dumps(stamp, indent=1))
             if not in_place:
@@ -273,7 +277,7 @@ class EnvCache:
                 raise CacheError(
                     f"the disk of the cache {self.root} is full: the env {spec.cell_id} could "
                     f"not be written ({os.strerror(errno.ENOSPC)})",
-                    hint="free disk space (`condamatrix prune`) or pick another cache folder "
+                    hint="free disk space (`condamatrix cache prune`) or pick another cache folder "
                     "(--conda-matrix-cache-dir)",
                 ) from None
             raise

@@ -117,8 +117,8 @@ def summary_table(run: RunResult) -> Table:
     for cell in run.cells:
         counts = cell.counts()
         table.add_row(
-            cell.cell,
-            env_text(cell),
+            Text(cell.cell),  # Text, not str: a str is read as rich markup ("pkg[build=x]")
+            Text(env_text(cell)),
             str(counts["passed"] + counts["xpassed"]),
             str(counts["failed"]),
             str(counts["skipped"] + counts["xfailed"]),
