@@ -267,3 +267,41 @@ def test_an_env_moved_to_another_cache_path_is_rebuilt(
     assert result.ret == 0
     assert data["cells"][0]["env_status"] == "built"
     assert data["cells"][0]["env_reason"].startswith(f"moved env: it was built at {first}")
+
+
+def test_cells_end_when_the_outer_run_is_killed(
+    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "child.pid"
+    project = matrix_project(
+        python=("3.12",),
+        tests=f"""
+import os, subprocess, sys, time
+def test_hang():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    open({str(pidfile)!r}, "w").write(str(child.pid))
+    time.sleep(600)
+""",
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--conda-matrix",
+        "--conda-matrix-cache-dir",
+        str(warm_cache),
+    ]
+    outer = subprocess.Popen(
+        argv, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    child = int(pidfile.read_text())
+    outer.kill()  # SIGKILL: no chance to clean up; the cell must notice by itself
+    outer.wait()
+    deadline = time.monotonic() + 10
+    while is_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not is_alive(child), "the cell's processes must not outlive a killed run"

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import types
 from typing import IO, Any
@@ -91,6 +93,25 @@ def pytest_configure(config: pytest.Config) -> None:
         }
     )
     _drop_fallback_junit(config)
+    _watch_parent()
+
+
+def _watch_parent() -> None:
+    """End this cell (its whole process group) if the outer pytest dies without doing so.
+
+    The outer process kills the group on timeouts and interrupts; only a SIGKILL of the outer
+    process itself leaves nobody to do it. The cell leads its own group, so this is safe.
+    """
+    if not os.environ.get("CONDAMATRIX_CELL") or os.getpgrp() != os.getpid():
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="condamatrix-parent-watch", daemon=True).start()
 
 
 def _drop_fallback_junit(config: pytest.Config) -> None:
