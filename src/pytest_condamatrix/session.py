@@ -366,7 +366,3 @@ def _run_is_live(name: str) -> bool:
     except (PermissionError, OverflowError):
         return True  # another user's process, or not a pid at all: leave the folder alone
     return True
-
-
-def format_cells(cells: Sequence[Cell]) -> str:
-    return ", ".join(c.id for c in cells)
