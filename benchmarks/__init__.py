@@ -1,0 +1,1 @@
+"""Benchmarks of pytest-condamatrix against direct runs, nox and tox: ``python -m benchmarks``."""
