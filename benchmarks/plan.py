@@ -85,6 +85,7 @@ class Plan:
     cold_workload: str
     cold_matrix: str
     cold_tools: tuple[str, ...]
+    cold_repeats: int
     streaming_workload: str  # run in one env with and without the worker plugin
     streaming_repeats: int
     memory_workload: str  # the outer process's peak memory is checked on this workload ...
@@ -119,6 +120,7 @@ QUICK = Plan(
     cold_workload="demo",
     cold_matrix="cpu3",
     cold_tools=("condamatrix",),
+    cold_repeats=1,
     streaming_workload="suite-1k",
     streaming_repeats=1,
     memory_workload="suite-1k",
@@ -140,6 +142,7 @@ FULL = Plan(
     cold_workload="demo",
     cold_matrix="cpu3",
     cold_tools=COLD_TOOLS,
+    cold_repeats=2,
     streaming_workload="suite-10k",
     streaming_repeats=3,
     memory_workload="suite-1k",

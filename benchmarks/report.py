@@ -262,14 +262,12 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"Command: `{results['command']}` ({results['mode']} mode), "
         f"{results.get('started', '')}, {_s(results.get('duration_s'), 0)} s in all.",
         "",
-        "Machine: "
-        + ", ".join(f"{k} {v}" for k, v in machine.items() if not isinstance(v, dict))
-        + ".",
+        _machine_line(machine),
         "",
     ]
-    for group, values in machine.items():
-        if isinstance(values, dict):
-            lines += [f"{group}: " + ", ".join(f"{k} {v}" for k, v in values.items()), ""]
+    versions = machine.get("versions", {})
+    if versions:
+        lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", ""]
     lines += HOW_TO_RUN
     lines += _summary_section(results)
     lines += ["## Targets", ""]
@@ -288,6 +286,18 @@ def render_markdown(results: dict[str, Any]) -> str:
     if results.get("errors"):
         lines += ["## Errors", "", *[f"- {error}" for error in results["errors"]], ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    text = f"Machine: {machine.get('cpus', '?')} CPUs ({machine.get('system', '?')})"
+    text += f", outer Python {machine.get('outer_python', '?')}"
+    if machine.get("cell_pythons"):
+        text += f", cell Pythons {machine['cell_pythons']}"
+    if machine.get("load_average_start"):
+        text += f"; load average {machine['load_average_start']} at the start"
+        if machine.get("load_average_end"):
+            text += f", {machine['load_average_end']} at the end"
+    return text + "."
 
 
 HOW_TO_RUN = [
@@ -326,6 +336,9 @@ def _summary_section(results: dict[str, Any]) -> list[str]:
         )
         if r2 is not None:
             text += f", `-j 2` {r2:.2f}x"
+        r3 = ratio(run, "condamatrix-j3")
+        if r3 is not None:
+            text += f", `-j 3` {r3:.2f}x"
         out.append(text + ".")
     cold = results.get("cold")
     if cold:
@@ -521,8 +534,9 @@ def _cold_section(cold: dict[str, Any] | None) -> list[str]:
     return [
         "## Cold runs",
         "",
-        f"{cold['workload']}, {cold['cells']} cells, from no envs at all, tests included. "
-        "*condamatrix ÷ tool* below 1 means pytest-condamatrix is faster.",
+        f"{cold['workload']}, {cold['cells']} cells, from no envs at all, tests included, "
+        f"best of {cold.get('repeats', 1)}. *condamatrix ÷ tool* below 1 means "
+        "pytest-condamatrix is faster.",
         "",
         *_table(["tool", "time (s)", "condamatrix -j 1 ÷ tool", ""], rows),
     ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
+import json
 import os
 import platform
 import sys
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--results", type=Path, help="where to write the JSON results")
     parser.add_argument("--markdown", type=Path, help="where to write the Markdown page")
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: write the Markdown page again from a results file",
+    )
     return parser
 
 
@@ -104,6 +111,8 @@ def say(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.from_results:
+        return render_again(args.from_results, args.markdown or FULL_MARKDOWN)
     plan = choose_plan(args)
     sections = tuple(args.only or SECTIONS)
     root = bench_dir(args.bench_dir)
@@ -129,6 +138,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if results["errors"] else 0
 
 
+def render_again(results_path: Path, markdown: Path) -> int:
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    if not isinstance(results, dict) or results.get("schema") != report.SCHEMA:
+        say(f"{results_path}: not a results file of these benchmarks")
+        return 2
+    report.write_markdown(report.finish(results), markdown)
+    say(f"markdown: {markdown}")
+    return 0
+
+
 def measure_all(
     plan: Plan,
     sections: tuple[str, ...],
@@ -150,8 +169,9 @@ def measure_all(
     matrices = {
         name: _usable(m, channel.pythons, channel.packages, results) for name, m in MATRICES.items()
     }
+    versions = {name.split("-")[1] for name in channel.packages if name.startswith("python-3")}
     results["machine"]["cell_pythons"] = ", ".join(
-        name.split("-")[1] for name in channel.packages if name.startswith("python-3")
+        sorted(versions, key=lambda v: tuple(int(x) for x in v.split(".") if x.isdigit()))
     )
     ctx = Context(
         root=root, channel=channel.path, cache=root / "cache", env=tool_env(channel.pythons)
@@ -214,6 +234,7 @@ def measure_all(
         results["cold"] = attempt(
             "cold", f"{plan.cold_workload} x {plan.cold_matrix}", measure.cold_runs,
             ctx, project(plan.cold_workload), matrices[plan.cold_matrix], cold_tools,
+            plan.cold_repeats,
         )  # fmt: skip
     if "streaming" in sections and matrices.get("cpu3"):
         results["streaming"] = attempt(

@@ -191,6 +191,23 @@ def test_results_and_markdown_are_written_without_machine_paths(tmp_path: Path) 
     assert str(tmp_path) not in markdown + (tmp_path / "out" / "r.json").read_text()
 
 
+def test_markdown_can_be_written_again_from_a_results_file(tmp_path: Path) -> None:
+    results = report.finish(fake_results(tmp_path))
+    report.write_json(results, tmp_path / "r.json")
+    assert (
+        run.main(["--from-results", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "x.md")])
+        == 0
+    )
+    assert "## Targets" in (tmp_path / "x.md").read_text()
+    (tmp_path / "bad.json").write_text("{}")
+    assert (
+        run.main(
+            ["--from-results", str(tmp_path / "bad.json"), "--markdown", str(tmp_path / "y.md")]
+        )
+        == 2
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.integration
 def test_quick_decision_measurement_runs(local_channel: LocalChannel, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import subprocess
 import threading
@@ -273,6 +274,7 @@ class MatrixRunner:
             environ["CONDAMATRIX_JUNIT_FALLBACK"] = str(junit)  # the worker drops it if unneeded
             proc = command.spawn(argv, env=environ, cwd=opts.cwd, output=output)
             tail = _StreamTail(stream)
+            pause = _ExitWaiter(proc)
             try:
                 while proc.poll() is None:
                     self._consume(cell, result, tail.read())
@@ -283,9 +285,9 @@ class MatrixRunner:
                     if self._stop.is_set():
                         command.kill_group(proc)
                         break
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(POLL_SECONDS)  # returns as soon as the cell ends
+                    pause.wait(POLL_SECONDS)  # returns as soon as the cell ends
             finally:
+                pause.close()
                 command.reap_group(proc)  # also ends children the tests left behind
         self._consume(cell, result, tail.read())
         result.test_seconds = time.monotonic() - start
@@ -349,6 +351,34 @@ class MatrixRunner:
             )
             result.status = "error" if code in (2, 3, 4) else "crashed"
             result.message = f"pytest ended with {meaning}" + _log_tail(log)
+
+
+class _ExitWaiter:
+    """Pauses between two looks at a running cell, and wakes up as soon as the cell ends.
+
+    On Linux one ``select`` on a pidfd per pause; elsewhere ``Popen.wait`` with a timeout
+    (which polls, costing more CPU). A plain sleep would add up to a whole pause per cell.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.fd: int | None = None
+        pidfd_open = getattr(os, "pidfd_open", None)
+        if pidfd_open is not None:
+            with contextlib.suppress(OSError):
+                self.fd = pidfd_open(proc.pid)
+
+    def wait(self, seconds: float) -> None:
+        if self.fd is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(seconds)
+        else:
+            select.select([self.fd], [], [], seconds)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class _StreamTail:

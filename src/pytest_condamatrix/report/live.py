@@ -10,19 +10,15 @@ import os
 import threading
 from collections.abc import Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from ..results import CellResult, TestResult
 from .terminal import STATUS_STYLE, ProgressPrinter
+
+if TYPE_CHECKING:  # imported when used: ~20 ms that runs without a terminal never need
+    from rich.progress import TaskID
 
 
 def wants_live(console: Console) -> bool:
@@ -39,6 +35,14 @@ class LiveProgress:
     """A rich Progress with one task per cell and one for the whole matrix; thread-safe."""
 
     def __init__(self, console: Console, cells: Sequence[str]) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self.progress = Progress(
             TextColumn("{task.description}", style="bold"),
             TextColumn("{task.fields[phase]}"),

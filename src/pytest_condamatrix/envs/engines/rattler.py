@@ -32,6 +32,7 @@ class RattlerEngine:
         self.id = f"rattler {importlib.metadata.version('py-rattler')}"
         self.platform = str(rattler.Subdir.current())
         self._host: tuple[GenericVirtualPackage, ...] | None = None
+        self._gateway: rattler.Gateway | None = None
 
     def _host_packages(self) -> tuple[GenericVirtualPackage, ...]:
         if self._host is None:
@@ -71,7 +72,9 @@ class RattlerEngine:
         return out
 
     def solve(self, spec: EnvSpec) -> list[rattler.RepoDataRecord]:
-        gateway = rattler.Gateway(cache_dir=self.repodata_cache)
+        if self._gateway is None:  # one per engine: making one costs ~25 ms, each solve reuses it
+            self._gateway = rattler.Gateway(cache_dir=self.repodata_cache)
+        gateway = self._gateway
         channels = [rattler.Channel(c) for c in spec.channels]
         try:
             return asyncio.run(
