@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -74,6 +75,7 @@ def warm_runs(
     """Time each tool ``repeats`` times on warm envs, interleaved (a slow minute on a shared
     machine then hits every tool alike); the best time of each is the figure."""
     prefixes, tests = envs_of(ctx, project, matrix)
+    load = _load()
     rows: dict[str, dict[str, Any]] = {}
     active: list[str] = []
     for tool in scenario.tools:
@@ -103,8 +105,16 @@ def warm_runs(
         "cells": matrix.cells,
         "tests": tests,
         "repeats": scenario.repeats,
+        "load_average": f"{load} / {_load()}",  # 1-minute load before / after
         "tools": [_summarise(rows[t]) for t in scenario.tools],
     }
+
+
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "?"
 
 
 def _add(row: dict[str, Any], timing: Timing) -> None:

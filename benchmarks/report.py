@@ -389,6 +389,8 @@ def _runs_section(runs: list[dict[str, Any]]) -> list[str]:
             f"{run['tests']} test results in all, best of {run['repeats']}",
             "",
         ]
+        if run.get("load_average"):
+            lines += [f"1-minute load average before / after: {run['load_average']}.", ""]
         rows = []
         for row in run["tools"]:
             tool = row["tool"]
