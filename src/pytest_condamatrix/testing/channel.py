@@ -18,15 +18,14 @@ beside the channel folder; packages are written under temporary names and moved 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,35 +303,40 @@ def _has_repodata(dest: Path, subdir: str) -> bool:
 
 
 def _index(dest: Path, subdir: str) -> None:
-    import rattler.index
-
-    # Without a target platform index_fs indexes every subdir folder (with one, it skips
-    # noarch); write_zst/write_shards off: file:// readers use plain repodata.json.
-    _run(rattler.index.index_fs(dest, write_zst=False, write_shards=False, force=True))
+    # In a child process that ends with os._exit(): py-rattler's indexer leaves work on its
+    # runtime's threads that can take the GIL while the interpreter finalizes, crashing the
+    # process at exit (SIGSEGV/SIGABRT, a few runs in a hundred under load). A child that
+    # never finalizes cannot crash that way, and the caller's process stays clean.
+    proc = subprocess.run(
+        [sys.executable, "-c", _INDEX_SCRIPT, str(dest)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ChannelBuildError(f"indexing {dest} failed: {detail[0]}")
     if not _has_repodata(dest, subdir):
         raise ChannelBuildError(f"indexing {dest} wrote no repodata.json")
 
 
-def _run(coro: Coroutine[Any, Any, None]) -> None:
-    """Run `coro` to completion, also when called from inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(coro)
-        return
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(coro)
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="condamatrix-index")
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
+# Without a target platform index_fs indexes every subdir folder (with one, it skips noarch);
+# write_zst/write_shards off: file:// readers use plain repodata.json.
+_INDEX_SCRIPT = """
+import asyncio, os, sys
+from pathlib import Path
+import rattler.index
+try:
+    index = rattler.index.index_fs(
+        Path(sys.argv[1]), write_zst=False, write_shards=False, force=True
+    )
+    asyncio.run(index)
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    os._exit(1)
+sys.stdout.flush()
+os._exit(0)
+"""
 
 
 def _read_manifest(dest: Path) -> dict[str, Any]:
