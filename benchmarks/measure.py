@@ -269,7 +269,8 @@ def cold_runs(
 ) -> dict[str, Any]:
     """Each tool from nothing, ``repeats`` times interleaved (the best counts): no envs;
     ``pytest --conda-matrix`` and nox's rattler backend also start from an empty package
-    cache, while pip's and uv's caches stay warm."""
+    cache, while pip's and uv's caches stay warm. ``condamatrix-pkgs`` is the like-for-like
+    run for those two: no envs, the package cache warm."""
     envs_of(ctx, project, matrix)  # the channel's index is read and checked once, untimed
     rows: dict[str, dict[str, Any]] = {tool: {"walls": []} for tool in tool_names}
     for _ in range(repeats):
@@ -298,6 +299,10 @@ def cold_runs(
 
 
 def _cold(ctx: Context, tool: str, project: Project, matrix: Matrix, root: Path) -> Timing:
+    if tool == "condamatrix-pkgs":
+        # hard links, as rattler's own cache holds the same files: no copy, no extraction
+        subprocess.run(["cp", "-al", str(ctx.cache / "pkgs"), str(root / "pkgs")], check=True)
+        return tools.condamatrix(ctx, project, matrix, jobs=1, cache=root)
     if tool.startswith("condamatrix"):
         jobs = int(tool.removeprefix("condamatrix-j")) if tool.startswith("condamatrix-j") else 1
         return tools.condamatrix(ctx, project, matrix, jobs=jobs, cache=root)

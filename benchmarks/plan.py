@@ -23,7 +23,7 @@ TOOLS = (
     "tox-p2",  # tox run-parallel -p 2
 )
 #: tools compared on cold runs (new envs; see ``benchmarks.measure.cold_runs``)
-COLD_TOOLS = ("condamatrix", "nox", "nox-uv", "nox-rattler", "tox")
+COLD_TOOLS = ("condamatrix", "condamatrix-pkgs", "nox", "nox-uv", "nox-rattler", "tox")
 SECTIONS = ("runs", "decision", "build", "cold", "streaming")
 
 

@@ -229,7 +229,9 @@ def measure_all(
         )  # fmt: skip
     if "cold" in sections and matrices.get(plan.cold_matrix):
         cold_tools = ["condamatrix-j1"] + [
-            t for t in plan.cold_tools if t != "condamatrix" and _tool_available(t, results)
+            t
+            for t in plan.cold_tools
+            if t.startswith("condamatrix-") or (t != "condamatrix" and _tool_available(t, results))
         ]
         results["cold"] = attempt(
             "cold", f"{plan.cold_workload} x {plan.cold_matrix}", measure.cold_runs,

@@ -106,6 +106,8 @@ BAD_CONFIGS = [
     ),
     ("condamatrix.yml", "python: ['3.12']\njobs: 0\n", ["jobs", "positive whole number"]),
     ("condamatrix.yml", "python: ['3.12']\njobs: true\n", ["jobs"]),
+    ("condamatrix.yml", "python: ['3.12']\ngpu-jobs: 0\n", ["gpu-jobs", "positive whole number"]),
+    ("condamatrix.yml", "python: ['3.12']\ngpu-jobs: auto\n", ["gpu-jobs", "two GPUs"]),
     ("condamatrix.yml", "python: ['3.12']\ntimeout: -5\n", ["timeout", "positive number"]),
     ("condamatrix.yml", "python: ['3.12']\nengine: condaa\n", ["engine", "not allowed"]),
     ("condamatrix.yml", "python: ['3.12']\ncuda-policy: maybe\n", ["cuda-policy", "not allowed"]),

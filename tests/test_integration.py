@@ -6,6 +6,7 @@ reads the JSON results it wrote.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import RunMatrix
+from pytest_condamatrix.timings import load_timings, timings_file
 
 pytestmark = pytest.mark.integration
 MakeProject = Callable[..., Path]
@@ -305,3 +307,166 @@ def test_hang():
     while is_alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not is_alive(child), "the cell's processes must not outlive a killed run"
+
+
+_MARK = """
+import os, pathlib, time
+def mark(what):
+    cell = os.environ.get("CONDAMATRIX_CELL")
+    if cell:
+        out = pathlib.Path({out!r}) / ("%s.%s" % (cell, what))
+        out.write_text("%r %d" % (time.time(), os.getpid()))
+"""
+
+
+def _marks(folder: Path) -> dict[str, float]:
+    return {p.name: float(p.read_text().split()[0]) for p in folder.iterdir()}
+
+
+def test_the_next_cell_starts_ahead_but_its_tests_wait_for_a_free_slot(
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
+) -> None:
+    out = pytester.path / "marks"
+    out.mkdir()
+    matrix_project(
+        python=("3.9", "3.11", "3.12"),
+        tests="import time\ndef test_slow():\n    time.sleep(1.0)\n",
+        extra='pythonpath = ["boot"]\n',
+    )
+    # sitecustomize runs as each cell's interpreter starts; conftest.py once it may go on
+    (pytester.path / "boot").mkdir()
+    (pytester.path / "boot" / "sitecustomize.py").write_text(
+        _MARK.format(out=str(out)) + "mark('boot')\n"
+    )
+    pytester.makeconftest(
+        _MARK.format(out=str(out))
+        + "mark('conftest')\ndef pytest_sessionfinish():\n    mark('end')\n"
+    )
+    result, data = run_matrix(warm_cache, "--conda-matrix-jobs", "1", "--rootdir", ".")
+    assert result.ret == 0, result.stdout.str()
+    marks = _marks(out)
+    # the turn of each cell (matrix order among those whose env was ready)
+    order = sorted((c["cell"] for c in data["cells"]), key=lambda cell: marks[f"{cell}.conftest"])
+    for previous, cell in itertools.pairwise(order):
+        # started while the previous cell ran its tests ...
+        assert marks[f"{cell}.boot"] < marks[f"{previous}.end"], marks
+        # ... but its conftest.py and tests only after that cell had ended
+        assert marks[f"{cell}.conftest"] > marks[f"{previous}.end"], marks
+    for cell in data["cells"]:
+        assert cell["test_seconds"] < 5  # timed from its go, not from its start
+    # their times are kept for the next run's order (longest first, when run in parallel)
+    assert set(load_timings(timings_file(warm_cache, pytester.path))) == set(order)
+
+
+def test_a_cell_the_run_no_longer_wants_exits_at_the_gate(tmp_path: Path) -> None:
+    worker = Path(__file__).parents[1] / "src" / "pytest_condamatrix" / "worker.py"
+    (tmp_path / "_condamatrix_worker.py").write_text(worker.read_text())
+    (tmp_path / "conftest.py").write_text("open('conftest-loaded', 'w').close()\n")
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    gate, go = os.pipe()
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "CONDAMATRIX_GO_FD": str(gate)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "_condamatrix_worker", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env=env,
+        pass_fds=(gate,),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    os.close(gate)
+    time.sleep(0.5)
+    assert proc.poll() is None, "it waits at the gate"
+    os.close(go)  # what a run that is interrupted, or killed, leaves it
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2, output
+    assert not (tmp_path / "conftest-loaded").exists(), "nothing of the project was imported"
+
+    gate, go = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "_condamatrix_worker", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env={**env, "CONDAMATRIX_GO_FD": str(gate)},
+        pass_fds=(gate,),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    os.close(gate)
+    os.write(go, b"1")
+    os.close(go)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert (tmp_path / "conftest-loaded").exists()
+
+
+def test_a_cell_waiting_at_the_gate_ends_with_a_killed_run(
+    pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
+) -> None:
+    out = pytester.path / "marks"
+    out.mkdir()
+    project = matrix_project(
+        python=("3.12", "3.11"),
+        tests="import time\ndef test_hang():\n    time.sleep(600)\n",
+        extra='pythonpath = ["boot"]\n',
+    )
+    (project / "boot").mkdir()
+    (project / "boot" / "sitecustomize.py").write_text(
+        _MARK.format(out=str(out)) + "mark('boot')\n"
+    )
+    argv = [sys.executable, "-m", "pytest", "--conda-matrix", "--conda-matrix-jobs", "1"]
+    argv += ["--conda-matrix-cache-dir", str(warm_cache)]
+    outer = subprocess.Popen(
+        argv, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    waiting = out / "py3.11-cpu.boot"
+    deadline = time.monotonic() + 120
+    while not (waiting.exists() and (out / "py3.12-cpu.boot").exists()):
+        assert time.monotonic() < deadline, "the cells never started"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    pids = [int(p.read_text().split()[1]) for p in out.iterdir()]
+    outer.kill()
+    outer.wait()
+    deadline = time.monotonic() + 10
+    while any(is_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in pids if is_alive(pid)], "no cell may outlive a killed run"
+
+
+def test_cells_that_use_the_gpu_take_turns(
+    run_matrix: RunMatrix,
+    pytester: pytest.Pytester,
+    matrix_project: MakeProject,
+    warm_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.4")  # a driver, for the scheduler's sake
+    out = pytester.path / "marks"
+    out.mkdir()
+    matrix_project(
+        python=("3.12",),
+        tests="import time\ndef test_slow():\n    time.sleep(1.0)\n",
+        extra='cuda = ["cpu", "11.8", "12.1"]\n',
+    )
+    pytester.makeconftest(
+        _MARK.format(out=str(out))
+        + "def pytest_sessionstart():\n    mark('start')\n"
+        + "def pytest_sessionfinish():\n    mark('end')\n"
+    )
+    result, _ = run_matrix(warm_cache, "--conda-matrix-jobs", "3")
+    assert result.ret == 0, result.stdout.str()
+    marks = _marks(out)
+
+    def window(cell: str) -> tuple[float, float]:
+        return marks[f"{cell}.start"], marks[f"{cell}.end"]
+
+    def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+        return a[0] < b[1] and b[0] < a[1]
+
+    cpu, cu118, cu121 = window("py3.12-cpu"), window("py3.12-cu11.8"), window("py3.12-cu12.1")
+    assert not overlap(cu118, cu121), marks  # one GPU: one cell on it at a time
+    assert overlap(cpu, cu118) or overlap(cpu, cu121), marks  # CPU cells do not wait for it
+
+    result, _ = run_matrix(warm_cache, "--conda-matrix-jobs", "3", "--conda-matrix-gpu-jobs", "2")
+    assert result.ret == 0, result.stdout.str()
+    marks = _marks(out)
+    assert overlap(window("py3.12-cu11.8"), window("py3.12-cu12.1")), marks

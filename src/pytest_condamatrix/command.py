@@ -19,7 +19,12 @@ GRACE_SECONDS = 3.0
 
 
 def spawn(
-    argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, output: IO[bytes]
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    output: IO[bytes],
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session (and so a new process group), output to ``output``."""
     return subprocess.Popen(
@@ -30,6 +35,7 @@ def spawn(
         stdout=output,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
     )
 
 

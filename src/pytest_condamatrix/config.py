@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .envfile import EnvironmentFile, check_pip_specs, load_environment_file, merge_dependencies
 from .errors import ConfigError
 
@@ -47,6 +45,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "include": "a list of tables: cells to add or extend, e.g. {python = '3.13', cuda = 'cpu'}",
     "exclude": "a list of tables: cells to drop, e.g. {python = '3.9', cuda = '12.1'}",
     "jobs": "a positive whole number of cells to run at once, or 'auto'",
+    "gpu-jobs": "a positive whole number of cells that may use the GPU at once",
     "timeout": "seconds a cell may run before it is killed (a positive number)",
     "pythonpath": "a list of folders, relative to the config file, put on the cells' PYTHONPATH",
     "pytest-args": "a list of extra arguments given to pytest in every cell",
@@ -106,6 +105,7 @@ class MatrixConfig:
     include: tuple[CellRule, ...] = ()
     exclude: tuple[CellRule, ...] = ()
     jobs: int | None = None
+    gpu_jobs: int = 1
     timeout: float | None = None
     pythonpath: tuple[Path, ...] = ()
     pytest_args: tuple[str, ...] = ()
@@ -171,6 +171,8 @@ def _read_raw(path: Path) -> tuple[Any, str | None]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the file: {exc}", file=path) from None
     if path.suffix in (".yml", ".yaml"):
+        import yaml  # here: a pyproject.toml run need not pay for importing it
+
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -257,6 +259,7 @@ def parse_config(
             if rule.cuda is not None:
                 _check_cuda(rule.cuda, where, f"{rule_key}[{i}].cuda")
     jobs = _jobs(raw.get("jobs"), where)
+    gpu_jobs = _jobs(raw.get("gpu-jobs"), where, key="gpu-jobs") or 1
     timeout = _timeout(raw.get("timeout"), where)
     pythonpath = tuple(
         (root / p).resolve() for p in _strings(raw.get("pythonpath", []), where, "pythonpath")
@@ -295,6 +298,7 @@ def parse_config(
         include=include,
         exclude=exclude,
         jobs=jobs,
+        gpu_jobs=gpu_jobs,
         timeout=timeout,
         pythonpath=pythonpath,
         pytest_args=pytest_args,
@@ -493,15 +497,17 @@ def _rules(value: Any, where: Any, key: str, *, allow_deps: bool) -> tuple[CellR
     return tuple(rules)
 
 
-def _jobs(value: Any, where: Any) -> int | None:
-    if value is None or value == "auto":
+def _jobs(value: Any, where: Any, key: str = "jobs") -> int | None:
+    if value is None or (value == "auto" and key == "jobs"):
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        hint = (
+            "use e.g. jobs = 2, or 'auto' for one per CPU"
+            if key == "jobs"
+            else f"use e.g. {key} = 2 on a machine with two GPUs (default: 1)"
+        )
         raise ConfigError(
-            f"{_show(value)} is not a positive whole number",
-            file=where,
-            key="jobs",
-            hint="use e.g. jobs = 2, or 'auto' for one per CPU",
+            f"{_show(value)} is not a positive whole number", file=where, key=key, hint=hint
         )
     return value
 

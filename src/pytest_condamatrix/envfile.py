@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError
 
 AXIS_OWNED = ("python", "cuda-version")
@@ -51,6 +49,8 @@ def load_environment_file(path: Path, *, where: Any, key: str) -> EnvironmentFil
             key=key,
             hint="give a path relative to the configuration file",
         ) from None
+    import yaml  # here: most runs have no environment file
+
     try:
         raw = yaml.safe_load(data.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:

@@ -19,6 +19,7 @@ from .errors import CondaMatrixError, ExitCode
 VALUE_OPTIONS = (
     "--conda-matrix-select",
     "--conda-matrix-jobs",
+    "--conda-matrix-gpu-jobs",
     "--conda-matrix-cache-dir",
     "--conda-matrix-json",
     "--conda-matrix-junit",
@@ -77,7 +78,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="cells to build and run at once (default: config 'jobs', else one per CPU)",
+        help="cells whose tests run at once, the next ones being prepared meanwhile "
+        "(default: config 'jobs', else one per CPU)",
+    )
+    group.addoption(
+        "--conda-matrix-gpu-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cells that may use the GPU at once; the others wait their turn "
+        "(default: config 'gpu-jobs', else 1)",
     )
     group.addoption(
         "--conda-matrix-rebuild",

@@ -4,6 +4,13 @@ The outer process never imports the project's tests. Per cell it runs
 ``<prefix>/bin/python -m pytest <args> -p _condamatrix_worker`` in a process group of its
 own; the worker appends one JSON line per result to a file that this module tails for live
 progress. JUnit XML is the fallback when that stream is missing, the exit code the last one.
+
+``jobs`` bounds how many cells run tests at once; the cells after them are prepared ahead.
+One more env is checked or built while ``jobs`` cells test, and one more cell is
+*prestarted*: its interpreter starts, imports pytest and its plugins, then waits at the
+worker's gate (before any conftest.py or test is imported) until a slot frees up. A cold
+env build, or a small suite's start-up, then overlaps the previous cells' tests instead of
+following them. Cells take each slot in matrix order among those ready for it.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,9 +39,13 @@ from .envs.spec import EnvSpec, channel_fingerprint
 from .errors import CondaMatrixError
 from .matrix import Cell
 from .results import CellResult, RunResult, TestResult
+from .timings import start_order
 
 WORKER_MODULE = "_condamatrix_worker"
 POLL_SECONDS = 0.05
+BUILD_AHEAD_CELLS = 1  # envs checked or built beyond the ``jobs`` cells being tested
+PRESTART_CELLS = 1  # cells started ahead of a free slot, waiting at the worker's gate
+GO_FD_VAR = "CONDAMATRIX_GO_FD"  # the worker waits for one byte on this fd before it goes on
 LOG_TAIL_LINES = 15
 # Variables of the outer Python that must not leak into a cell's interpreter.
 DROP_ENV = ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
@@ -72,6 +84,7 @@ class RunOptions:
     run_dir: Path
     cwd: Path
     jobs: int = 1
+    gpu_jobs: int = 1  # cells using the GPU at once: two on one device compete for its memory
     timeout: float | None = None
     rebuild: bool = False
     pytest_args: tuple[str, ...] = ()
@@ -79,6 +92,8 @@ class RunOptions:
     cuda_policy: str = "skip"
     require_gpu: bool = False
     environment_sha: str = ""
+    #: cell id -> seconds its tests took last time (the longest start first)
+    previous_seconds: Mapping[str, float] = field(default_factory=dict)
     #: cell id -> identities of its locked packages (cells absent here are solved)
     locked: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -120,6 +135,11 @@ class MatrixRunner:
         self._stop = threading.Event()
         self._driver: str | None = None
         self._finished: set[str] = set()  # cells whose pytest reached its sessionfinish
+        jobs = max(1, options.jobs)
+        self._build_slots = _OrderedSlots(jobs + BUILD_AHEAD_CELLS, self._stop)
+        self._start_slots = _OrderedSlots(jobs + PRESTART_CELLS, self._stop)  # live processes
+        self._test_slots = _OrderedSlots(jobs, self._stop)  # cells past the worker's gate
+        self._gpu_slots = _OrderedSlots(max(1, options.gpu_jobs), self._stop)
 
     def run(self, cells: Sequence[Cell], platform: str) -> RunResult:
         opts = self.options
@@ -139,14 +159,16 @@ class MatrixRunner:
         ]
         start = time.monotonic()
         interrupted = False
-        pool = ThreadPoolExecutor(max_workers=max(1, opts.jobs), thread_name_prefix="cell")
-        futures = [
-            pool.submit(self._run_cell, cell, result, platform)
-            for cell, result in zip(cells, results, strict=True)
-        ]
+        threads = min(len(cells), max(1, opts.jobs) + PRESTART_CELLS + BUILD_AHEAD_CELLS) or 1
+        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cell")
+        order = start_order([c.id for c in cells], opts.previous_seconds, opts.jobs)
+        futures: list[Future[None]] = []
         try:
+            # inside the try: a Ctrl-C between two submits must stop the cells already going
+            for rank, i in enumerate(order):  # ``rank``: the cell's turn for every slot
+                futures.append(pool.submit(self._run_cell, rank, cells[i], results[i], platform))
             for future in futures:
-                future.result()
+                _wait_interruptibly(future)
         except KeyboardInterrupt:
             interrupted = True
             self._stop.set()
@@ -163,7 +185,7 @@ class MatrixRunner:
     def stop(self) -> None:
         self._stop.set()
 
-    def _run_cell(self, cell: Cell, result: CellResult, platform: str) -> None:
+    def _run_cell(self, index: int, cell: Cell, result: CellResult, platform: str) -> None:
         if self._stop.is_set():
             return
         opts = self.options
@@ -177,13 +199,19 @@ class MatrixRunner:
                 locked=opts.locked.get(cell.id, ()),
             )
             result.env_key = spec.key
-            with opts.cache.use(
-                spec,
-                opts.engine.build,
-                rebuild=opts.rebuild,
-                on_phase=lambda phase: self.reporter.cell_phase(cell.id, phase),
-                cancelled=self._stop.is_set,
-            ) as env:
+            with contextlib.ExitStack() as stack:
+                with self._build_slots.take(index) as slot:
+                    if not slot:
+                        return
+                    env = stack.enter_context(
+                        opts.cache.use(
+                            spec,
+                            opts.engine.build,
+                            rebuild=opts.rebuild,
+                            on_phase=lambda phase: self.reporter.cell_phase(cell.id, phase),
+                            cancelled=self._stop.is_set,
+                        )
+                    )
                 self._record_env(result, env)
                 decision = cuda.decide(
                     cell.cuda, self._driver, opts.cuda_policy, require_gpu=opts.require_gpu
@@ -193,7 +221,10 @@ class MatrixRunner:
                     result.status = "error" if failing else "not-run"
                     result.message = decision.reason
                 elif not self._stop.is_set():
-                    self._run_tests(cell, result, env, decision)
+                    self.reporter.cell_phase(cell.id, "ready")
+                    with self._start_slots.take(index) as slot:
+                        if slot:
+                            self._run_tests(index, cell, result, env, decision)
                     if cell.is_cuda and not decision.gpu and not result.message:
                         result.message = f"ran without a GPU, gpu tests skipped: {decision.reason}"
         except LockWaitCancelled:
@@ -246,10 +277,9 @@ class MatrixRunner:
         return environ
 
     def _run_tests(
-        self, cell: Cell, result: CellResult, env: EnvStatus, gpu: cuda.GpuDecision
+        self, index: int, cell: Cell, result: CellResult, env: EnvStatus, gpu: cuda.GpuDecision
     ) -> None:
         opts = self.options
-        self.reporter.cell_phase(cell.id, "running")
         stream = opts.run_dir / f"{cell.id}.jsonl"
         junit = opts.run_dir / f"{cell.id}.xml"
         log = opts.run_dir / f"{cell.id}.log"
@@ -267,26 +297,48 @@ class MatrixRunner:
             *opts.pytest_args,
         ]
         result.log = str(log)
-        start = time.monotonic()
         timed_out = False
         with log.open("wb") as output:
             environ = self._cell_env(cell, env, stream, gpu)
             environ["CONDAMATRIX_JUNIT_FALLBACK"] = str(junit)  # the worker drops it if unneeded
-            proc = command.spawn(argv, env=environ, cwd=opts.cwd, output=output)
+            gate, go = os.pipe()
+            environ[GO_FD_VAR] = str(gate)
+            try:
+                proc = command.spawn(
+                    argv, env=environ, cwd=opts.cwd, output=output, pass_fds=(gate,)
+                )
+            finally:
+                os.close(gate)
             tail = _StreamTail(stream)
             pause = _ExitWaiter(proc)
+            start = time.monotonic()
             try:
-                while proc.poll() is None:
-                    self._consume(cell, result, tail.read())
-                    if opts.timeout and time.monotonic() - start > opts.timeout:
-                        timed_out = True
-                        command.kill_group(proc)
-                        break
-                    if self._stop.is_set():
-                        command.kill_group(proc)
-                        break
-                    pause.wait(POLL_SECONDS)  # returns as soon as the cell ends
+                with contextlib.ExitStack() as turn:
+                    # the GPU first: a cell waiting for it must not hold a CPU cell's slot
+                    slot = not gpu.gpu or turn.enter_context(self._gpu_slots.take(index))
+                    slot = slot and turn.enter_context(self._test_slots.take(index))
+                    # unwound first: what the tests left running ends before the slots free up
+                    turn.callback(command.reap_group, proc)
+                    start = time.monotonic()
+                    if slot:
+                        self.reporter.cell_phase(cell.id, "running")
+                        with contextlib.suppress(OSError):  # it died starting: see below
+                            os.write(go, b"1")
+                    os.close(go)  # without the byte, the worker exits at its gate
+                    go = -1
+                    while proc.poll() is None:
+                        self._consume(cell, result, tail.read())
+                        if opts.timeout and time.monotonic() - start > opts.timeout:
+                            timed_out = True
+                            command.kill_group(proc)
+                            break
+                        if self._stop.is_set():
+                            command.kill_group(proc)
+                            break
+                        pause.wait(POLL_SECONDS)  # returns as soon as the cell ends
             finally:
+                if go >= 0:
+                    os.close(go)
                 pause.close()
                 command.reap_group(proc)  # also ends children the tests left behind
         self._consume(cell, result, tail.read())
@@ -351,6 +403,55 @@ class MatrixRunner:
             )
             result.status = "error" if code in (2, 3, 4) else "crashed"
             result.message = f"pytest ended with {meaning}" + _log_tail(log)
+
+
+def _wait_interruptibly(future: Future[None]) -> None:
+    """``future.result()``, in short waits that let Ctrl-C through at once.
+
+    The kernel may hand SIGINT to any thread (a cell's thread, rattler's); a main thread
+    blocked in one long wait would only see it once the cell had ended.
+    """
+    while True:
+        try:
+            return future.result(timeout=POLL_SECONDS * 4)
+        except FutureTimeout:  # not the builtin TimeoutError before Python 3.11
+            continue
+
+
+class _OrderedSlots:
+    """At most ``size`` holders; when one frees up, the waiter earliest in the matrix gets it.
+
+    ``take`` yields False, without taking a slot, once ``stop`` is set.
+    """
+
+    def __init__(self, size: int, stop: threading.Event) -> None:
+        self.free = size
+        self.stop = stop
+        self.waiting: set[int] = set()
+        self.changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def take(self, index: int) -> Iterator[bool]:
+        taken = False
+        with self.changed:
+            self.waiting.add(index)
+            try:
+                while not self.stop.is_set():
+                    if self.free and index == min(self.waiting):
+                        self.free -= 1
+                        taken = True
+                        break
+                    self.changed.wait(POLL_SECONDS)  # also wakes up to see ``stop``
+            finally:
+                self.waiting.discard(index)
+                self.changed.notify_all()
+        try:
+            yield taken
+        finally:
+            if taken:
+                with self.changed:
+                    self.free += 1
+                    self.changed.notify_all()
 
 
 class _ExitWaiter:

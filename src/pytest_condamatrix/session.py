@@ -31,12 +31,11 @@ from .envs.lock import LOCK_NAME, MatrixLock, record_identity
 from .errors import ConfigError, ExitCode, UsageError
 from .matrix import Cell, build_cells, select_cells
 from .plugin import strip_matrix_args
-from .report.junit import write_junit
 from .report.live import make_reporter
-from .report.markdown import write_markdown
 from .report.terminal import make_console, render_run
 from .results import CellResult, RunResult, TestResult, write_json
 from .runner import MatrixRunner, Reporter, RunOptions
+from .timings import load_timings, save_timings, timings_file
 
 CACHE_ENV_VAR = "CONDAMATRIX_CACHE_DIR"
 KEEP_RUNS = 20
@@ -50,6 +49,7 @@ class SessionOptions:
     config_path: Path | None = None
     select: tuple[str, ...] = ()
     jobs: int | None = None
+    gpu_jobs: int | None = None
     rebuild: bool = False
     require_gpu: bool = False
     locked: bool = False
@@ -74,6 +74,9 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
     jobs = config.getoption("conda_matrix_jobs")
     if jobs is not None and jobs < 1:
         raise UsageError(f"--conda-matrix-jobs {jobs}: give a positive number of cells")
+    gpu_jobs = config.getoption("conda_matrix_gpu_jobs")
+    if gpu_jobs is not None and gpu_jobs < 1:
+        raise UsageError(f"--conda-matrix-gpu-jobs {gpu_jobs}: give a positive number of cells")
     timeout = config.getoption("conda_matrix_timeout")
     if timeout is not None and not 0 < timeout < float("inf"):  # nan and inf too
         raise UsageError(f"--conda-matrix-timeout {timeout}: give a positive number of seconds")
@@ -83,6 +86,7 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
         engine=config.getoption("conda_matrix_engine"),
         select=tuple(config.getoption("conda_matrix_select")),
         jobs=jobs,
+        gpu_jobs=gpu_jobs,
         rebuild=bool(config.getoption("conda_matrix_rebuild")),
         require_gpu=bool(config.getoption("conda_matrix_require_gpu")),
         locked=bool(config.getoption("conda_matrix_locked")),
@@ -176,6 +180,7 @@ def run_session(
     if not pythonpath and (config.root / "src").is_dir():
         pythonpath = (config.root / "src",)
     run_dir = _new_run_dir(root)
+    timings = timings_file(root, config.root)
     jobs = options.jobs or config.jobs or min(len(cells), os.cpu_count() or 1)
     console.print(
         Text(
@@ -197,6 +202,7 @@ def run_session(
             run_dir=run_dir,
             cwd=options.cwd,
             jobs=jobs,
+            gpu_jobs=options.gpu_jobs or config.gpu_jobs,
             timeout=options.timeout or config.timeout,
             rebuild=options.rebuild,
             pytest_args=(*config.pytest_args, *options.pytest_args),
@@ -206,11 +212,13 @@ def run_session(
             extra_env=options.extra_env,
             environment_sha=config.environment.sha256 if config.environment else "",
             locked=locked,
+            previous_seconds=load_timings(timings),
         ),
         hooked,
     )
     with reporter, _terminate_as_interrupt():
         run = runner.run(cells, engine.platform)
+    save_timings(timings, run)
     run.config = config.source_name
     run.host = host_facts(engine)
     if pytest_config is not None:
@@ -279,6 +287,9 @@ def check_report_paths(options: SessionOptions) -> None:
 
 def write_reports(run: RunResult, options: SessionOptions) -> list[str]:
     """Write the requested report files; returns one note per file written."""
+    from .report.junit import write_junit  # here: most runs write no report file
+    from .report.markdown import write_markdown
+
     notes = []
     try:
         if options.json_path:
@@ -306,7 +317,8 @@ def host_facts(engine: Engine) -> dict[str, str]:
     facts = {
         "platform": engine.platform,
         "machine": platform.machine(),
-        "system": platform.platform(),
+        # not platform.platform(): it runs `uname -p` and scans the interpreter for its libc
+        "system": f"{platform.system()}-{platform.release()}-{platform.machine()}",
         "tool": f"pytest-condamatrix {__version__}",
         "engine": engine.id,
     }

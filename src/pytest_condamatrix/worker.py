@@ -9,6 +9,8 @@ Environment it reads:
   CONDAMATRIX_CELL     the cell id, e.g. py3.12-cpu
   CONDAMATRIX_GPU      "0" when this cell may not use a GPU: tests marked ``gpu`` are skipped
   CONDAMATRIX_GPU_REASON  why, shown as the skip reason
+  CONDAMATRIX_GO_FD    a pipe to wait on before loading conftest.py files: one byte means go,
+                       end of file means the run no longer wants this cell (exit at once)
 """
 
 from __future__ import annotations
@@ -77,6 +79,23 @@ def pytest_addhooks(pluginmanager: Any) -> None:
     )
     if not hasattr(pluginmanager.hook, "pytest_condamatrix_modify_cells"):
         pluginmanager.add_hookspecs(specs)  # unless the plugin itself is installed in the cell
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # The runner starts a cell ahead of its turn: the interpreter, pytest and the installed
+    # plugins load now, while the previous cell runs; the project's conftest.py files and
+    # tests (which may claim a GPU or ports) only once the runner says go.
+    fd = os.environ.pop("CONDAMATRIX_GO_FD", "")
+    if not fd.isdigit():
+        return
+    try:
+        go = os.read(int(fd), 1)
+        os.close(int(fd))
+    except OSError:
+        return  # no gate after all (a pytest started by a test of the cell): go on
+    if not go:
+        os._exit(2)  # the run was interrupted before this cell's turn: nothing to report
 
 
 @pytest.hookimpl(trylast=True)  # after junitxml's: see _drop_fallback_junit

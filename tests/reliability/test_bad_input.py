@@ -145,6 +145,12 @@ CASES = [
     Case("jobs-negative", USAGE, ("--conda-matrix-jobs -2",), args=("--conda-matrix-jobs", "-2")),
     Case("jobs-not-a-number", USAGE, ("invalid int value",), args=("--conda-matrix-jobs", "two")),
     Case(
+        "gpu-jobs-zero",
+        USAGE,
+        ("--conda-matrix-gpu-jobs 0", "positive"),
+        args=("--conda-matrix-gpu-jobs", "0"),
+    ),
+    Case(
         "timeout-negative",
         USAGE,
         ("--conda-matrix-timeout -1",),

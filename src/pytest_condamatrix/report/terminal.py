@@ -32,6 +32,9 @@ STATUS_STYLE = {
     "not-run": "yellow",
 }
 
+# Phases too brief or too frequent for a line of their own in plain output.
+QUIET_PHASES = ("checking cache", "waiting for lock", "ready")
+
 
 def make_console(file: IO[str] | None = None, *, width: int | None = None) -> Console:
     # soft_wrap: long messages stay one line (grep-able logs); tables still fit the width
@@ -72,7 +75,7 @@ class ProgressPrinter:
             self.console.print(line)
 
     def cell_phase(self, cell: str, phase: str) -> None:
-        if self._phase.get(cell) == phase or phase in ("checking cache", "waiting for lock"):
+        if self._phase.get(cell) == phase or phase in QUIET_PHASES:
             self._phase[cell] = phase
             return
         self._phase[cell] = phase

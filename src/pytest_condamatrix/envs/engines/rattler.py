@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib.metadata
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import rattler
 from rattler import BuildString, GenericVirtualPackage, PackageName, Subdir, Version
@@ -14,6 +14,8 @@ from ...errors import EnvBuildError
 from ..lock import MatrixLock
 from ..pip_layer import install_pip_layer
 from ..spec import EnvSpec
+
+T = TypeVar("T")
 
 # Virtual packages whose version decides nothing for us: leaving the version out keeps a
 # kernel update from invalidating every env.
@@ -29,7 +31,7 @@ class RattlerEngine:
         self.package_cache = package_cache
         self.repodata_cache = repodata_cache
         self.lock = lock
-        self.id = f"rattler {importlib.metadata.version('py-rattler')}"
+        self.id = f"rattler {rattler.__version__}"
         self.platform = str(rattler.Subdir.current())
         self._host: tuple[GenericVirtualPackage, ...] | None = None
         self._gateway: rattler.Gateway | None = None
@@ -77,7 +79,7 @@ class RattlerEngine:
         gateway = self._gateway
         channels = [rattler.Channel(c) for c in spec.channels]
         try:
-            return asyncio.run(
+            return _run_async(
                 rattler.solve(
                     sources=channels,
                     # lenient parsing, as conda: environment files say name=version=build
@@ -108,7 +110,7 @@ class RattlerEngine:
         if spec.cuda == "cpu":
             check_cpu_solution(spec, records)
         try:
-            asyncio.run(
+            _run_async(
                 rattler.install(
                     records,
                     target_prefix=prefix,
@@ -141,3 +143,9 @@ def _first_lines(exc: BaseException, limit: int = 25) -> str:
     lines = str(exc).strip().splitlines() or [type(exc).__name__]
     text = "\n".join(lines[:limit])
     return text + ("\n..." if len(lines) > limit else "")
+
+
+def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+    import asyncio  # here: a run whose envs are all cached never solves nor installs
+
+    return asyncio.run(coro)
