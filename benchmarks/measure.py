@@ -79,7 +79,14 @@ def warm_runs(
     rows: dict[str, dict[str, Any]] = {}
     active: list[str] = []
     for tool in scenario.tools:
-        rows[tool] = {"tool": tool, "walls": [], "cpus": [], "outer_rss_mb": [], "outer_cpu": []}
+        rows[tool] = {
+            "tool": tool,
+            "walls": [],
+            "cpus": [],
+            "outer_rss_mb": [],
+            "outer_cpu": [],
+            "parts": [],
+        }
         try:
             if not tool.startswith(("direct", "condamatrix")):  # envs_of warmed those up
                 tools.warm_up(ctx, tool, project, matrix, prefixes)
@@ -124,6 +131,8 @@ def _add(row: dict[str, Any], timing: Timing) -> None:
         row["outer_rss_mb"].append(round(timing.outer_rss_mb, 1))
     if timing.outer_cpu is not None:
         row["outer_cpu"].append(round(timing.outer_cpu, 4))
+    if timing.parts:
+        row["parts"].append([round(part, 4) for part in timing.parts])
 
 
 def _summarise(row: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +140,8 @@ def _summarise(row: dict[str, Any]) -> dict[str, Any]:
     if row["walls"]:
         out["wall"] = min(row["walls"])
         out["cpu"] = min(row["cpus"])
+    if row["parts"]:  # each cell's best time, whichever repeat it came from
+        out["cell_walls"] = [min(times) for times in zip(*row["parts"], strict=True)]
     if row["outer_rss_mb"]:
         out["outer_rss_mb_max"] = max(row["outer_rss_mb"])
         out["outer_cpu_min"] = min(row["outer_cpu"])

@@ -16,6 +16,7 @@ TOOLS = (
     "condamatrix-j1",  # pytest --conda-matrix --conda-matrix-jobs 1
     "condamatrix-j2",  # pytest --conda-matrix --conda-matrix-jobs 2
     "condamatrix-j3",  # one job per cell: more jobs than the 2 cores of the reference machine
+    "outer-alone",  # pytest --conda-matrix --conda-matrix-list: the outer process, no cell
     "nox",  # nox -R, virtualenv backend (nox's default)
     "nox-uv",  # nox -R, uv backend
     "nox-rattler",  # nox -R, rattler backend (conda envs from the same local channel)
@@ -105,7 +106,7 @@ WORKLOADS = {
     "suite-1k": Workload("suite-1k", tests=1_000, files=50),
     "suite-10k": Workload("suite-10k", tests=10_000, files=200),
 }
-WARM = ("direct", "condamatrix-j1", "condamatrix-j2")
+WARM = ("direct", "condamatrix-j1", "condamatrix-j2", "outer-alone")
 ALL_WARM = TOOLS
 
 QUICK = Plan(

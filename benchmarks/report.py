@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ TOOL_LABELS = {
     "nox-rattler": "`nox -R`, rattler backend (same local channel)",
     "tox": "`tox run` (virtualenv)",
     "tox-p2": "`tox run-parallel -p 2`",
+    "outer-alone": "the outer process alone: `pytest --conda-matrix --conda-matrix-list`",
 }
 COLD_LABELS = {
     "condamatrix-j1": "`pytest --conda-matrix -j 1`, empty env and package caches",
@@ -256,6 +258,89 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
+def best_split(times: list[float], slots: int) -> float:
+    """The shortest time in which ``slots`` workers can run jobs of these lengths (each job
+    on one worker, whole): the least, over every assignment, of the busiest worker's sum."""
+    best = sum(times)
+    for assignment in itertools.product(range(slots), repeat=len(times)):
+        loads = [0.0] * slots
+        for time_, slot in zip(times, assignment, strict=True):
+            loads[slot] += time_
+        best = min(best, max(loads))
+    return best
+
+
+def bounds(run: dict[str, Any]) -> dict[str, float] | None:
+    """What no runner can beat on this workload, as ratios to the direct time; None when the
+    run lacks the figures (per-cell direct times, the outer process alone)."""
+    direct, alone = tool_row(run, "direct"), tool_row(run, "outer-alone")
+    if direct is None or alone is None or not direct.get("cell_walls"):
+        return None
+    cells = [float(t) for t in direct["cell_walls"]]
+    total = float(direct["wall"])
+    return {
+        "outer_alone_s": float(alone["wall"]),
+        # the cells one after the other, after the outer process's own start-up and work
+        "j1_serial": (total + float(alone["wall"])) / total,
+        # two at a time, each cell as fast as direct, no outer process at all
+        "j2_split": best_split(cells, 2) / sum(cells),
+        # the same, after the outer process's start-up and work
+        "j2_serial": (best_split(cells, 2) / sum(cells) * total + float(alone["wall"])) / total,
+    }
+
+
+def _bounds_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for run in results["runs"]:
+        b = bounds(run)
+        if b is None or len(run.get("tools", [])) == 0:
+            continue
+        r1, r2 = ratio(run, "condamatrix-j1"), ratio(run, "condamatrix-j2")
+        rows.append(
+            [
+                f"{run['workload']}, {run['cells']} cells ({run['matrix']})",
+                _s(b["outer_alone_s"]),
+                f"{b['j1_serial']:.2f}x",
+                "-" if r1 is None else f"{r1:.2f}x",
+                f"{b['j2_split']:.2f}x",
+                f"{b['j2_serial']:.2f}x",
+                "-" if r2 is None else f"{r2:.2f}x",
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "## What bounds the warm ratios",
+        "",
+        "Two figures measured in the same run say how far the warm-run targets can be met.",
+        "",
+        "- *Outer process alone* is `pytest --conda-matrix --conda-matrix-list`: a Python",
+        "  process that imports pytest, this plugin, rattler and rich and reads the",
+        "  configuration, then stops. A runner that started the cells only once it was up",
+        "  could not beat *direct + outer alone* (column *-j 1 floor, serial*). The runner",
+        "  beats it by starting the next cell's interpreter while the current one tests: the",
+        "  cells' own start-ups then overlap each other, and only the first one follows the",
+        "  outer process's start-up.",
+        "- *-j 2 floor, no outer* is the best split of the cells' direct times over two",
+        "  workers, with no outer process at all: three cells of similar length cannot end",
+        "  in two slots in less than about two thirds of their sum, which is at or above the",
+        "  ≤ 0.65x target before any cost of the runner; *serial* adds the outer process.",
+        "",
+        *_table(
+            [
+                "workload",
+                "outer alone (s)",
+                "-j 1 floor, serial",
+                "-j 1 measured",
+                "-j 2 floor, no outer",
+                "-j 2 floor, serial",
+                "-j 2 measured",
+            ],
+            rows,
+        ),
+    ]
+
+
 def _s(value: Any, digits: int = 2) -> str:
     return "-" if value is None else f"{float(value):.{digits}f}"
 
@@ -288,6 +373,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         ["what", "target", "measured", "verdict"],
         [[t["name"], t["goal"], t["measured"], t["verdict"]] for t in results.get("targets", [])],
     )
+    lines += _bounds_section(results)
     lines += _runs_section(results["runs"])
     lines += _growth_section(results["runs"])
     lines += _decision_section(results.get("decision"))

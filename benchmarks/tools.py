@@ -45,9 +45,12 @@ class Timing:
     cpu: float  # user + system seconds of the whole process tree
     outer_rss_mb: float | None = None  # pytest --conda-matrix: the outer process only
     outer_cpu: float | None = None
+    parts: tuple[float, ...] = ()  # direct: the wall time of each env, in cell order
 
     def plus(self, other: Timing) -> Timing:
-        return Timing(self.wall + other.wall, self.cpu + other.cpu)
+        return Timing(
+            self.wall + other.wall, self.cpu + other.cpu, parts=(*self.parts, *other.parts)
+        )
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,8 @@ def direct(ctx: Context, project: Project, prefixes: Sequence[Path]) -> Timing:
     for prefix in prefixes:
         argv = [str(prefix / "bin" / "python"), "-m", "pytest", *project.plain_args]
         log = ctx.logs / f"{project.name}-direct-{prefix.name}.log"
-        total = total.plus(run_timed(argv, cwd=project.path, env=env, log=log))
+        timing = run_timed(argv, cwd=project.path, env=env, log=log)
+        total = total.plus(Timing(timing.wall, timing.cpu, parts=(timing.wall,)))
     return total
 
 
@@ -237,6 +241,10 @@ def run_tool(
         return direct(ctx, project, prefixes)
     if tool.startswith("condamatrix-j"):
         return condamatrix(ctx, project, matrix, jobs=int(tool.removeprefix("condamatrix-j")))
+    if tool == "outer-alone":
+        argv = [*condamatrix_argv(ctx, matrix, jobs=1), "--conda-matrix-list"]
+        log = ctx.logs / f"{project.name}-{matrix.name}-outer-alone.log"
+        return run_timed(argv, cwd=project.path, env=ctx.env, log=log)
     if tool == "nox":
         return nox(ctx, project, matrix, "virtualenv")
     if tool.startswith("nox-"):
