@@ -463,6 +463,10 @@ def _summary_section(results: dict[str, Any]) -> list[str]:
         "  does not: one more Python process importing pytest, this plugin, rattler and rich,",
         "  the cache checks and the final report (see *How the cost grows*). It dominates a",
         "  suite of a few tests and fades as suites grow.",
+        "- It wins time back by starting the next cell's interpreter while the current cell",
+        "  tests: the more cells, the more start-ups overlap, so that with 9 cells even `-j 1`",
+        "  can end before pytest run directly in each env one after the other (see *What",
+        "  bounds the warm ratios*).",
         "",
     ]
 
@@ -640,6 +644,14 @@ def _cold_section(cold: dict[str, Any] | None) -> list[str]:
         "pytest-condamatrix is faster.",
         "",
         *_table(["tool", "time (s)", "condamatrix -j 1 ÷ tool", ""], rows),
+        "From an empty package cache every env's Python is unpacked and written to disk",
+        "(thousands of files per env): that work is the same for nox's rattler backend,",
+        "is mostly the kernel's (system time) and is what both cold conda runs spend most",
+        "of their time on; pytest-condamatrix gains by building the next env while the",
+        "previous cell tests. nox's uv and virtualenv backends link or copy the host's",
+        "interpreter and install wheels from a warm cache instead: the run to hold against",
+        "them is the one with a warm package cache (no envs), where envs are hard-linked.",
+        "",
     ]
 
 

@@ -96,29 +96,36 @@ def matrix_project(pytester: pytest.Pytester, local_channel: LocalChannel) -> Ma
 RunMatrix = Callable[..., tuple[pytest.RunResult, dict[str, Any]]]
 
 
+def run_matrix_in(
+    pytester: pytest.Pytester, cache: Path, *args: str, timeout: float = 300
+) -> tuple[pytest.RunResult, Path]:
+    """Run ``pytest --conda-matrix`` in the pytester project as a user would (a subprocess);
+    returns pytest's result and the path given to ``--conda-matrix-json``."""
+    out = pytester.path / f"results-{time.monotonic_ns()}.json"
+    result = pytester.runpytest_subprocess(
+        "--conda-matrix",
+        "--conda-matrix-cache-dir",
+        str(cache),
+        "--conda-matrix-json",
+        str(out),
+        "-p",
+        "no:cacheprovider",
+        *args,
+        timeout=timeout,
+    )
+    assert "Traceback" not in result.stderr.str(), result.stderr.str()
+    return result, out
+
+
 @pytest.fixture
 def run_matrix(pytester: pytest.Pytester) -> RunMatrix:
-    """Run ``pytest --conda-matrix`` in the pytester project as a user would (a subprocess).
-
-    Returns pytest's result and the ``--conda-matrix-json`` data ({} when none was written).
-    """
+    """:func:`run_matrix_in` for the pytester project; returns pytest's result and the
+    ``--conda-matrix-json`` data ({} when none was written)."""
 
     def run(
         cache: Path, *args: str, timeout: float = 300
     ) -> tuple[pytest.RunResult, dict[str, Any]]:
-        out = pytester.path / f"results-{time.monotonic_ns()}.json"
-        result = pytester.runpytest_subprocess(
-            "--conda-matrix",
-            "--conda-matrix-cache-dir",
-            str(cache),
-            "--conda-matrix-json",
-            str(out),
-            "-p",
-            "no:cacheprovider",
-            *args,
-            timeout=timeout,
-        )
-        assert "Traceback" not in result.stderr.str(), result.stderr.str()
+        result, out = run_matrix_in(pytester, cache, *args, timeout=timeout)
         return result, json.loads(out.read_text()) if out.exists() else {}
 
     return run

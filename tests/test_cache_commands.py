@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from filelock import ReadWriteLock
 
+from conftest import run_matrix_in
 from pytest_condamatrix.cache_command import render_listing
 from pytest_condamatrix.envs import manage
 from pytest_condamatrix.errors import ExitCode
@@ -31,17 +32,7 @@ DAY = 86400.0
 
 
 def run_matrix(pytester: pytest.Pytester, cache: Path) -> dict[str, Any]:
-    out = pytester.path / f"results-{time.monotonic_ns()}.json"
-    result = pytester.runpytest_subprocess(
-        "--conda-matrix",
-        "--conda-matrix-cache-dir",
-        str(cache),
-        "--conda-matrix-json",
-        str(out),
-        "-p",
-        "no:cacheprovider",
-        timeout=300,
-    )
+    result, out = run_matrix_in(pytester, cache)
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     data: dict[str, Any] = json.loads(out.read_text())
     return data

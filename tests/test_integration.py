@@ -361,7 +361,9 @@ def test_the_next_cell_starts_ahead_but_its_tests_wait_for_a_free_slot(
 def test_a_cell_the_run_no_longer_wants_exits_at_the_gate(tmp_path: Path) -> None:
     worker = Path(__file__).parents[1] / "src" / "pytest_condamatrix" / "worker.py"
     (tmp_path / "_condamatrix_worker.py").write_text(worker.read_text())
-    (tmp_path / "conftest.py").write_text("open('conftest-loaded', 'w').close()\n")
+    (tmp_path / "conftest.py").write_text(
+        "import os\nopen('conftest-loaded', 'w').write(os.environ.get('GIVEN_AT_GO', ''))\n"
+    )
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
     gate, go = os.pipe()
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "CONDAMATRIX_GO_FD": str(gate)}
@@ -391,11 +393,11 @@ def test_a_cell_the_run_no_longer_wants_exits_at_the_gate(tmp_path: Path) -> Non
         stderr=subprocess.STDOUT,
     )
     os.close(gate)
-    os.write(go, b"1")
+    os.write(go, b'{"GIVEN_AT_GO": "device 1"}')  # e.g. the GPU the cell may use
     os.close(go)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
-    assert (tmp_path / "conftest-loaded").exists()
+    assert (tmp_path / "conftest-loaded").read_text() == "device 1"
 
 
 def test_a_cell_waiting_at_the_gate_ends_with_a_killed_run(
@@ -439,6 +441,7 @@ def test_cells_that_use_the_gpu_take_turns(
     warm_cache: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.4")  # a driver, for the scheduler's sake
     out = pytester.path / "marks"
     out.mkdir()
@@ -451,6 +454,7 @@ def test_cells_that_use_the_gpu_take_turns(
         _MARK.format(out=str(out))
         + "def pytest_sessionstart():\n    mark('start')\n"
         + "def pytest_sessionfinish():\n    mark('end')\n"
+        + "mark('device-' + os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))\n"
     )
     result, _ = run_matrix(warm_cache, "--conda-matrix-jobs", "3")
     assert result.ret == 0, result.stdout.str()
@@ -462,11 +466,21 @@ def test_cells_that_use_the_gpu_take_turns(
     def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
         return a[0] < b[1] and b[0] < a[1]
 
-    cpu, cu118, cu121 = window("py3.12-cpu"), window("py3.12-cu11.8"), window("py3.12-cu12.1")
+    cells = ("py3.12-cpu", "py3.12-cu11.8", "py3.12-cu12.1")
+    cpu, cu118, cu121 = (window(cell) for cell in cells)
     assert not overlap(cu118, cu121), marks  # one GPU: one cell on it at a time
     assert overlap(cpu, cu118) or overlap(cpu, cu121), marks  # CPU cells do not wait for it
 
+    assert {m for m in marks if ".device-" in m} == {f"{c}.device-unset" for c in cells}
+
+    # two GPUs: two CUDA cells at once, each on a device of its own
+    for mark in out.iterdir():
+        mark.unlink()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     result, _ = run_matrix(warm_cache, "--conda-matrix-jobs", "3", "--conda-matrix-gpu-jobs", "2")
     assert result.ret == 0, result.stdout.str()
     marks = _marks(out)
     assert overlap(window("py3.12-cu11.8"), window("py3.12-cu12.1")), marks
+    devices = {m.rpartition("-")[2] for m in marks if ".device-" in m and "-cu" in m}
+    assert devices == {"3", "5"}, marks
+    assert "py3.12-cpu.device-3,5" in marks  # CPU cells: the environment as it was

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import run_matrix_in
 from pytest_condamatrix.cli import main
 from pytest_condamatrix.errors import ExitCode
 from pytest_condamatrix.merge import load_shard, merge_shards
@@ -226,18 +226,7 @@ def test_missing_file_folder_and_nothing_to_merge(
 
 
 def _run(pytester: pytest.Pytester, cache: Path, code: int, *args: str) -> Path:
-    out = pytester.path / f"results-{time.monotonic_ns()}.json"
-    result = pytester.runpytest_subprocess(
-        "--conda-matrix",
-        "--conda-matrix-cache-dir",
-        str(cache),
-        "--conda-matrix-json",
-        str(out),
-        "-p",
-        "no:cacheprovider",
-        *args,
-        timeout=300,
-    )
+    result, out = run_matrix_in(pytester, cache, *args)
     assert result.ret == code, result.stdout.str()
     return out
 

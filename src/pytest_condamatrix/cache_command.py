@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .cli_options import add_cache_dir_option
 from .envs import manage
 from .envs.manage import DEFAULT_STALE_DAYS, CacheListing, CleanResult, format_age, format_size
 from .errors import ExitCode, UsageError
@@ -44,11 +45,7 @@ def add_parser(sub: Any) -> None:
     commands = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND", required=True)
 
     def common(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
-        parser.add_argument(
-            "--cache-dir",
-            type=Path,
-            help="the cache folder (default: $CONDAMATRIX_CACHE_DIR, else the user cache folder)",
-        )
+        add_cache_dir_option(parser)
         if json_output:
             parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__, cache_command, gh_matrix, init_ci, merge
+from .cli_options import add_cache_dir_option, add_config_option
 from .errors import CondaMatrixError, EnvBuildError, ExitCode, UsageError
 from .report.terminal import make_console
 from .session import SessionOptions, cache_root, load_matrix
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with it. Arguments it does not know are passed on to that pytest run, e.g. "
         "`condamatrix demo -k slug --conda-matrix-json out.json`.",
     )
-    demo.add_argument("--cache-dir", type=Path, help="cache folder (default: the usual one)")
+    add_cache_dir_option(demo)
 
     channel = sub.add_parser(
         "local-channel",
@@ -63,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         "format, as used by pixi) with an environment per cell. While it is present and fits "
         "the configuration, cells install exactly the locked packages, without solving.",
     )
-    lock.add_argument("--config", type=Path, help="pyproject.toml or condamatrix.yml to read")
+    add_config_option(lock)
     lock.add_argument("--output", type=Path, help="where to write it (default: beside the config)")
-    lock.add_argument("--cache-dir", type=Path, help="cache folder (default: the usual one)")
+    add_cache_dir_option(lock)
 
     export = sub.add_parser(
         "export",
@@ -77,15 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("cell", help="cell id, e.g. py3.12-cpu")
     export.add_argument("--format", choices=("yml", "explicit"), default="yml")
     export.add_argument("--output", type=Path, help="write to this file instead of stdout")
-    export.add_argument("--config", type=Path, help="pyproject.toml or condamatrix.yml to read")
-    export.add_argument("--cache-dir", type=Path, help="cache folder (default: the usual one)")
+    add_config_option(export)
+    add_cache_dir_option(export)
 
     listing = sub.add_parser(
         "list",
         help="list the matrix cells of the project in the current folder",
         description="Print each cell id with its Python, CUDA variant and conda specs.",
     )
-    listing.add_argument("--config", type=Path, help="pyproject.toml or condamatrix.yml to read")
+    add_config_option(listing)
 
     # CI: each command's arguments and logic live in its own module
     gh_matrix.add_parser(sub)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
+from .cli_options import add_config_option
 from .config import DEFAULT_GPU, MatrixConfig, find_config_file
 from .envs.engines import Engine, make_engine
 from .envs.engines.rattler import RattlerEngine
@@ -239,7 +240,7 @@ def add_parser(sub: Any) -> None:
         metavar="GLOB",
         help="only cells whose id matches GLOB, e.g. 'py3.12-*' (repeatable)",
     )
-    parser.add_argument("--config", type=Path, help="pyproject.toml or condamatrix.yml to read")
+    add_config_option(parser)
     parser.add_argument("--output", type=Path, metavar="FILE", help="also write the JSON to FILE")
     parser.add_argument(
         "--platform",

@@ -85,6 +85,8 @@ class RunOptions:
     cwd: Path
     jobs: int = 1
     gpu_jobs: int = 1  # cells using the GPU at once: two on one device compete for its memory
+    #: devices handed out to GPU slots in turn when gpu_jobs > 1 (default: 0..gpu_jobs-1)
+    gpu_devices: tuple[str, ...] = ()
     timeout: float | None = None
     rebuild: bool = False
     pytest_args: tuple[str, ...] = ()
@@ -165,8 +167,8 @@ class MatrixRunner:
         futures: list[Future[None]] = []
         try:
             # inside the try: a Ctrl-C between two submits must stop the cells already going
-            for rank, i in enumerate(order):  # ``rank``: the cell's turn for every slot
-                futures.append(pool.submit(self._run_cell, rank, cells[i], results[i], platform))
+            for turn, i in enumerate(order):  # ``turn``: the cell's place in line for slots
+                futures.append(pool.submit(self._run_cell, turn, cells[i], results[i], platform))
             for future in futures:
                 _wait_interruptibly(future)
         except KeyboardInterrupt:
@@ -185,7 +187,7 @@ class MatrixRunner:
     def stop(self) -> None:
         self._stop.set()
 
-    def _run_cell(self, index: int, cell: Cell, result: CellResult, platform: str) -> None:
+    def _run_cell(self, turn: int, cell: Cell, result: CellResult, platform: str) -> None:
         if self._stop.is_set():
             return
         opts = self.options
@@ -200,8 +202,8 @@ class MatrixRunner:
             )
             result.env_key = spec.key
             with contextlib.ExitStack() as stack:
-                with self._build_slots.take(index) as slot:
-                    if not slot:
+                with self._build_slots.take(turn) as slot:
+                    if slot is None:
                         return
                     env = stack.enter_context(
                         opts.cache.use(
@@ -222,9 +224,9 @@ class MatrixRunner:
                     result.message = decision.reason
                 elif not self._stop.is_set():
                     self.reporter.cell_phase(cell.id, "ready")
-                    with self._start_slots.take(index) as slot:
-                        if slot:
-                            self._run_tests(index, cell, result, env, decision)
+                    with self._start_slots.take(turn) as slot:
+                        if slot is not None:
+                            self._run_tests(turn, cell, result, env, decision)
                     if cell.is_cuda and not decision.gpu and not result.message:
                         result.message = f"ran without a GPU, gpu tests skipped: {decision.reason}"
         except LockWaitCancelled:
@@ -277,7 +279,7 @@ class MatrixRunner:
         return environ
 
     def _run_tests(
-        self, index: int, cell: Cell, result: CellResult, env: EnvStatus, gpu: cuda.GpuDecision
+        self, turn: int, cell: Cell, result: CellResult, env: EnvStatus, gpu: cuda.GpuDecision
     ) -> None:
         opts = self.options
         stream = opts.run_dir / f"{cell.id}.jsonl"
@@ -313,18 +315,18 @@ class MatrixRunner:
             pause = _ExitWaiter(proc)
             start = time.monotonic()
             try:
-                with contextlib.ExitStack() as turn:
+                with contextlib.ExitStack() as held:
                     # the GPU first: a cell waiting for it must not hold a CPU cell's slot
-                    slot = not gpu.gpu or turn.enter_context(self._gpu_slots.take(index))
-                    slot = slot and turn.enter_context(self._test_slots.take(index))
+                    device = held.enter_context(self._gpu_slots.take(turn)) if gpu.gpu else -1
+                    slot = held.enter_context(self._test_slots.take(turn))
                     # unwound first: what the tests left running ends before the slots free up
-                    turn.callback(command.reap_group, proc)
+                    held.callback(command.reap_group, proc)
                     start = time.monotonic()
-                    if slot:
+                    if slot is not None and device is not None:
                         self.reporter.cell_phase(cell.id, "running")
                         with contextlib.suppress(OSError):  # it died starting: see below
-                            os.write(go, b"1")
-                    os.close(go)  # without the byte, the worker exits at its gate
+                            os.write(go, json.dumps(self._gpu_env(device)).encode())
+                    os.close(go)  # without a word, the worker exits at its gate
                     go = -1
                     while proc.poll() is None:
                         self._consume(cell, result, tail.read())
@@ -347,6 +349,13 @@ class MatrixRunner:
         if not result.tests and junit.is_file():
             result.tests = read_junit(junit)
         self._classify(result, timed_out, log)
+
+    def _gpu_env(self, slot: int) -> dict[str, str]:
+        """What the worker sets once it may go: with several GPU slots, each its device."""
+        if slot < 0 or self.options.gpu_jobs <= 1:
+            return {}
+        devices = self.options.gpu_devices or tuple(str(i) for i in range(self.options.gpu_jobs))
+        return {"CUDA_VISIBLE_DEVICES": devices[slot % len(devices)]}
 
     def _consume(self, cell: Cell, result: CellResult, records: list[dict[str, Any]]) -> None:
         for record in records:
@@ -419,38 +428,38 @@ def _wait_interruptibly(future: Future[None]) -> None:
 
 
 class _OrderedSlots:
-    """At most ``size`` holders; when one frees up, the waiter earliest in the matrix gets it.
+    """Slots numbered 0..size-1; when one frees up, the waiter earliest in turn gets it.
 
-    ``take`` yields False, without taking a slot, once ``stop`` is set.
+    ``take`` yields the slot's number, or None (taking nothing) once ``stop`` is set.
     """
 
     def __init__(self, size: int, stop: threading.Event) -> None:
-        self.free = size
+        self.free = list(range(size))
         self.stop = stop
         self.waiting: set[int] = set()
         self.changed = threading.Condition()
 
     @contextlib.contextmanager
-    def take(self, index: int) -> Iterator[bool]:
-        taken = False
+    def take(self, turn: int) -> Iterator[int | None]:
+        slot: int | None = None
         with self.changed:
-            self.waiting.add(index)
+            self.waiting.add(turn)
             try:
                 while not self.stop.is_set():
-                    if self.free and index == min(self.waiting):
-                        self.free -= 1
-                        taken = True
+                    if self.free and turn == min(self.waiting):
+                        slot = self.free.pop(0)
                         break
                     self.changed.wait(POLL_SECONDS)  # also wakes up to see ``stop``
             finally:
-                self.waiting.discard(index)
+                self.waiting.discard(turn)
                 self.changed.notify_all()
         try:
-            yield taken
+            yield slot
         finally:
-            if taken:
+            if slot is not None:
                 with self.changed:
-                    self.free += 1
+                    self.free.append(slot)
+                    self.free.sort()
                     self.changed.notify_all()
 
 

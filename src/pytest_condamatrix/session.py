@@ -203,6 +203,7 @@ def run_session(
             cwd=options.cwd,
             jobs=jobs,
             gpu_jobs=options.gpu_jobs or config.gpu_jobs,
+            gpu_devices=visible_devices(),
             timeout=options.timeout or config.timeout,
             rebuild=options.rebuild,
             pytest_args=(*config.pytest_args, *options.pytest_args),
@@ -226,6 +227,12 @@ def run_session(
     notes = [f"logs: {run_dir}", *write_reports(run, options)]
     render_run(console, run, notes=notes, verbosity=options.verbosity)
     return run.exit_code
+
+
+def visible_devices() -> tuple[str, ...]:
+    """The GPUs this run may hand out to its cells: ``CUDA_VISIBLE_DEVICES``, if set."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return tuple(d.strip() for d in value.split(",") if d.strip())
 
 
 def load_lock(config: MatrixConfig) -> MatrixLock | None:

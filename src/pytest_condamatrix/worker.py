@@ -9,8 +9,9 @@ Environment it reads:
   CONDAMATRIX_CELL     the cell id, e.g. py3.12-cpu
   CONDAMATRIX_GPU      "0" when this cell may not use a GPU: tests marked ``gpu`` are skipped
   CONDAMATRIX_GPU_REASON  why, shown as the skip reason
-  CONDAMATRIX_GO_FD    a pipe to wait on before loading conftest.py files: one byte means go,
-                       end of file means the run no longer wants this cell (exit at once)
+  CONDAMATRIX_GO_FD    a pipe to wait on before loading conftest.py files: a JSON object of
+                       variables to set (e.g. CUDA_VISIBLE_DEVICES) means go; end of file
+                       with nothing written means the run no longer wants this cell
 """
 
 from __future__ import annotations
@@ -89,13 +90,24 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     fd = os.environ.pop("CONDAMATRIX_GO_FD", "")
     if not fd.isdigit():
         return
+    chunks = []
     try:
-        go = os.read(int(fd), 1)
+        while True:  # the runner writes its word, then closes the pipe
+            chunk = os.read(int(fd), 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
         os.close(int(fd))
     except OSError:
         return  # no gate after all (a pytest started by a test of the cell): go on
-    if not go:
+    if not chunks:
         os._exit(2)  # the run was interrupted before this cell's turn: nothing to report
+    try:
+        extra = json.loads(b"".join(chunks).decode("utf-8"))
+    except ValueError:
+        extra = {}
+    if isinstance(extra, dict):  # e.g. the GPU this cell may use
+        os.environ.update({str(k): str(v) for k, v in extra.items()})
 
 
 @pytest.hookimpl(trylast=True)  # after junitxml's: see _drop_fallback_junit

@@ -166,7 +166,8 @@ class EnvCache:
             if not force:
                 phase("checking cache")
                 with self._hold(lock, "read", cancelled):
-                    stamp, _ = self._check(spec)
+                    # just built and stamped by us: its files were listed a moment ago
+                    stamp, _ = self._check(spec, files=built is None)
                     if stamp is not None:
                         self._touch(spec)
                         yield built or EnvStatus(
@@ -187,8 +188,11 @@ class EnvCache:
                 built = self._build(spec, builder, reason, phase)
                 force = False
 
-    def _check(self, spec: EnvSpec) -> tuple[dict[str, Any] | None, str]:
-        """The env's stamp if the env is valid, else None and why it is not."""
+    def _check(self, spec: EnvSpec, *, files: bool = True) -> tuple[dict[str, Any] | None, str]:
+        """The env's stamp if the env is valid, else None and why it is not.
+
+        ``files``: also check that every file its packages installed is still there.
+        """
         prefix = self.prefix_for(spec)
         if not prefix.exists():
             return None, self._why_missing(spec)
@@ -208,7 +212,7 @@ class EnvCache:
             return None, f"moved env: it was built at {built_at}"
         if not python_executable(prefix).exists():
             return None, "damaged env: its python executable is missing"
-        if stamp.get("files_complete", True):
+        if files and stamp.get("files_complete", True):
             missing = _missing_files(prefix, stamp.get("packages"))
             if missing:
                 return None, f"damaged env: {missing}"
