@@ -86,7 +86,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="cells that may use the GPU at once; the others wait their turn "
+        help="cells that may use the GPU at once, each given a device of its own "
+        "(CUDA_VISIBLE_DEVICES) when N > 1; the others wait their turn "
         "(default: config 'gpu-jobs', else 1)",
     )
     group.addoption(
