@@ -24,6 +24,7 @@ from .helpers import (
     env_problems,
     is_alive,
     kill_pids,
+    processes_mentioning,
     run_matrix,
     start_matrix,
     wait_for,
@@ -118,6 +119,44 @@ def test_ctrl_c_during_tests_reports_partial_results(
     assert ended < PROMPT, f"the run took {ended:.1f} s to end after Ctrl-C"
     figures.add("interruption", "cases")
     figures.record("interruption", during_tests_exit_seconds=round(ended, 1), orphans=len(left))
+
+
+def test_ctrl_c_ends_a_cell_waiting_for_its_turn(
+    matrix_project: MakeProject, warm_cache: Path, tmp_path: Path, figures: Figures
+) -> None:
+    """With -j 1 the second cell is started ahead and waits at the worker's gate: Ctrl-C must
+    end it too, and report it interrupted with no test run."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    project = matrix_project(python=("3.9", "3.12"), tests=SLOW_TESTS.format(pids=str(pids)))
+    run = start_matrix(
+        project,
+        warm_cache,
+        "--conda-matrix-jobs",
+        "1",
+        out=tmp_path / "out",
+        env={"RELIABILITY_SLEEP": "600"},
+    )
+    wait_for(lambda: len(list(pids.iterdir())) == 1, 120, "the first cell's slow test to start")
+    # the run's cells are the processes whose --junitxml lies in its runs/<...>-<pid> folder
+    cells = lambda: processes_mentioning(f"-{run.pid}/")  # noqa: E731
+    wait_for(lambda: len(cells()) == 2, 60, "the second cell to wait at its gate")
+    waiting = cells()
+    sent = interrupt(run.pid)
+    assert run.wait(60) == 2, run.output()
+    ended = time.monotonic() - sent
+    assert_no_traceback(run.output())
+    started = [int(pid) for name in pids.iterdir() for pid in name.name.split("-")]
+    left = [pid for pid in {*started, *waiting} if is_alive(pid)]
+    kill_pids(left)
+    assert not left, "a cell waiting for its turn must end with the run"
+    data = run.results()
+    waited, ran = sorted(data["cells"], key=lambda cell: len(cell["tests"]))
+    assert ran["status"] == waited["status"] == "interrupted"
+    assert [t["nodeid"] for t in ran["tests"]] == ["test_things.py::test_a_quick"]
+    assert waited["tests"] == []
+    assert ended < PROMPT, f"the run took {ended:.1f} s to end after Ctrl-C"
+    figures.add("interruption", "cases")
 
 
 def test_ctrl_c_while_waiting_for_another_runs_lock(
