@@ -23,9 +23,8 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +38,7 @@ from .envs.spec import EnvSpec, channel_fingerprint
 from .errors import CondaMatrixError
 from .matrix import Cell
 from .results import CellResult, RunResult, TestResult
+from .slots import OrderedSlots, wait_interruptibly
 from .timings import start_order
 
 WORKER_MODULE = "_condamatrix_worker"
@@ -138,10 +138,10 @@ class MatrixRunner:
         self._driver: str | None = None
         self._finished: set[str] = set()  # cells whose pytest reached its sessionfinish
         jobs = max(1, options.jobs)
-        self._build_slots = _OrderedSlots(jobs + BUILD_AHEAD_CELLS, self._stop)
-        self._start_slots = _OrderedSlots(jobs + PRESTART_CELLS, self._stop)  # live processes
-        self._test_slots = _OrderedSlots(jobs, self._stop)  # cells past the worker's gate
-        self._gpu_slots = _OrderedSlots(max(1, options.gpu_jobs), self._stop)
+        self._build_slots = OrderedSlots(jobs + BUILD_AHEAD_CELLS, self._stop)
+        self._start_slots = OrderedSlots(jobs + PRESTART_CELLS, self._stop)  # live processes
+        self._test_slots = OrderedSlots(jobs, self._stop)  # cells past the worker's gate
+        self._gpu_slots = OrderedSlots(max(1, options.gpu_jobs), self._stop)
 
     def run(self, cells: Sequence[Cell], platform: str) -> RunResult:
         opts = self.options
@@ -170,7 +170,7 @@ class MatrixRunner:
             for turn, i in enumerate(order):  # ``turn``: the cell's place in line for slots
                 futures.append(pool.submit(self._run_cell, turn, cells[i], results[i], platform))
             for future in futures:
-                _wait_interruptibly(future)
+                wait_interruptibly(future)
         except KeyboardInterrupt:
             interrupted = True
             self._stop.set()
@@ -412,55 +412,6 @@ class MatrixRunner:
             )
             result.status = "error" if code in (2, 3, 4) else "crashed"
             result.message = f"pytest ended with {meaning}" + _log_tail(log)
-
-
-def _wait_interruptibly(future: Future[None]) -> None:
-    """``future.result()``, in short waits that let Ctrl-C through at once.
-
-    The kernel may hand SIGINT to any thread (a cell's thread, rattler's); a main thread
-    blocked in one long wait would only see it once the cell had ended.
-    """
-    while True:
-        try:
-            return future.result(timeout=POLL_SECONDS * 4)
-        except FutureTimeout:  # not the builtin TimeoutError before Python 3.11
-            continue
-
-
-class _OrderedSlots:
-    """Slots numbered 0..size-1; when one frees up, the waiter earliest in turn gets it.
-
-    ``take`` yields the slot's number, or None (taking nothing) once ``stop`` is set.
-    """
-
-    def __init__(self, size: int, stop: threading.Event) -> None:
-        self.free = list(range(size))
-        self.stop = stop
-        self.waiting: set[int] = set()
-        self.changed = threading.Condition()
-
-    @contextlib.contextmanager
-    def take(self, turn: int) -> Iterator[int | None]:
-        slot: int | None = None
-        with self.changed:
-            self.waiting.add(turn)
-            try:
-                while not self.stop.is_set():
-                    if self.free and turn == min(self.waiting):
-                        slot = self.free.pop(0)
-                        break
-                    self.changed.wait(POLL_SECONDS)  # also wakes up to see ``stop``
-            finally:
-                self.waiting.discard(turn)
-                self.changed.notify_all()
-        try:
-            yield slot
-        finally:
-            if slot is not None:
-                with self.changed:
-                    self.free.append(slot)
-                    self.free.sort()
-                    self.changed.notify_all()
 
 
 class _ExitWaiter:
