@@ -484,3 +484,28 @@ def test_cells_that_use_the_gpu_take_turns(
     devices = {m.rpartition("-")[2] for m in marks if ".device-" in m and "-cu" in m}
     assert devices == {"3", "5"}, marks
     assert "py3.12-cpu.device-3,5" in marks  # CPU cells: the environment as it was
+
+
+def test_last_failed_is_remembered_per_cell(
+    run_matrix: RunMatrix, matrix_project: MakeProject, warm_cache: Path
+) -> None:
+    matrix_project(
+        python=("3.9", "3.12"),
+        tests="""
+import sys
+def test_new_syntax():
+    assert sys.version_info >= (3, 10)
+def test_fine():
+    pass
+""",
+    )
+    # without -p no:cacheprovider (which run_matrix passes): the cells keep their caches
+    result, data = run_matrix(warm_cache, "-p", "cacheprovider")
+    assert result.ret == 1
+    result, data = run_matrix(warm_cache, "-p", "cacheprovider", "--lf")
+    assert result.ret == 1, result.stdout.str()
+    ran = {c["cell"]: sorted(t["nodeid"] for t in c["tests"]) for c in data["cells"]}
+    assert ran == {
+        "py3.9-cpu": ["test_things.py::test_new_syntax"],  # only what failed there
+        "py3.12-cpu": ["test_things.py::test_fine", "test_things.py::test_new_syntax"],
+    }
