@@ -509,3 +509,36 @@ def test_fine():
         "py3.9-cpu": ["test_things.py::test_new_syntax"],  # only what failed there
         "py3.12-cpu": ["test_things.py::test_fine", "test_things.py::test_new_syntax"],
     }
+
+
+def test_cells_waiting_for_the_gpu_do_not_hold_back_cpu_cells(
+    run_matrix: RunMatrix,
+    pytester: pytest.Pytester,
+    matrix_project: MakeProject,
+    warm_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.4")
+    out = pytester.path / "marks"
+    out.mkdir()
+    matrix_project(
+        python=("3.11", "3.12"),
+        tests="import time\ndef test_slow():\n    time.sleep(1.0)\n",
+        extra='cuda = ["11.8", "12.1", "cpu"]\n',  # the GPU cells come first in each row
+    )
+    pytester.makeconftest(
+        _MARK.format(out=str(out))
+        + "def pytest_sessionstart():\n    mark('start')\n"
+        + "def pytest_sessionfinish():\n    mark('end')\n"
+    )
+    result, data = run_matrix(warm_cache, "--conda-matrix-jobs", "2")
+    assert result.ret == 0, result.stdout.str()
+    marks = _marks(out)
+    cells = [c["cell"] for c in data["cells"]]
+    gpu = sorted((marks[f"{c}.start"], marks[f"{c}.end"]) for c in cells if "-cu" in c)
+    cpu_starts = [marks[f"{c}.start"] for c in cells if c.endswith("-cpu")]
+    assert len(gpu) == 4 and len(cpu_starts) == 2
+    # four GPU cells take turns; meanwhile the other slot runs both CPU cells, rather than
+    # sitting idle behind GPU cells that wait for the GPU
+    assert max(cpu_starts) < gpu[1][1], marks

@@ -6,11 +6,12 @@ own; the worker appends one JSON line per result to a file that this module tail
 progress. JUnit XML is the fallback when that stream is missing, the exit code the last one.
 
 ``jobs`` bounds how many cells run tests at once; the cells after them are prepared ahead.
-One more env is checked or built while ``jobs`` cells test, and one more cell is
+Their envs are checked or built meanwhile (``jobs + 1`` at a time), and one more cell is
 *prestarted*: its interpreter starts, imports pytest and its plugins, then waits at the
 worker's gate (before any conftest.py or test is imported) until a slot frees up. A cold
 env build, or a small suite's start-up, then overlaps the previous cells' tests instead of
-following them. Cells take each slot in matrix order among those ready for it.
+following them. Each cell has a thread, and every limit is a slot (slots.py) taken in turn
+among the cells ready for it; a cell that uses the GPU takes a GPU slot before it starts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from .timings import start_order
 
 WORKER_MODULE = "_condamatrix_worker"
 POLL_SECONDS = 0.05
-BUILD_AHEAD_CELLS = 1  # envs checked or built beyond the ``jobs`` cells being tested
+EXTRA_BUILDS = 1  # envs checked or built at once beyond ``jobs``
 PRESTART_CELLS = 1  # cells started ahead of a free slot, waiting at the worker's gate
 GO_FD_VAR = "CONDAMATRIX_GO_FD"  # the worker waits for one byte on this fd before it goes on
 LOG_TAIL_LINES = 15
@@ -138,7 +139,7 @@ class MatrixRunner:
         self._driver: str | None = None
         self._finished: set[str] = set()  # cells whose pytest reached its sessionfinish
         jobs = max(1, options.jobs)
-        self._build_slots = OrderedSlots(jobs + BUILD_AHEAD_CELLS, self._stop)
+        self._build_slots = OrderedSlots(jobs + EXTRA_BUILDS, self._stop)
         self._start_slots = OrderedSlots(jobs + PRESTART_CELLS, self._stop)  # live processes
         self._test_slots = OrderedSlots(jobs, self._stop)  # cells past the worker's gate
         self._gpu_slots = OrderedSlots(max(1, options.gpu_jobs), self._stop)
@@ -161,8 +162,8 @@ class MatrixRunner:
         ]
         start = time.monotonic()
         interrupted = False
-        threads = min(len(cells), max(1, opts.jobs) + PRESTART_CELLS + BUILD_AHEAD_CELLS) or 1
-        pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cell")
+        # a thread per cell: slots, not threads, decide what runs (a thread may wait long)
+        pool = ThreadPoolExecutor(max_workers=max(1, len(cells)), thread_name_prefix="cell")
         order = start_order([c.id for c in cells], opts.previous_seconds, opts.jobs)
         futures: list[Future[None]] = []
         try:
@@ -224,9 +225,9 @@ class MatrixRunner:
                     result.message = decision.reason
                 elif not self._stop.is_set():
                     self.reporter.cell_phase(cell.id, "ready")
-                    with self._start_slots.take(turn) as slot:
-                        if slot is not None:
-                            self._run_tests(turn, cell, result, env, decision)
+                    with self._turn_to_start(turn, decision.gpu) as device:
+                        if device is not None:
+                            self._run_tests(turn, cell, result, env, decision, device)
                     if cell.is_cuda and not decision.gpu and not result.message:
                         result.message = f"ran without a GPU, gpu tests skipped: {decision.reason}"
         except LockWaitCancelled:
@@ -243,6 +244,21 @@ class MatrixRunner:
             if self._stop.is_set() and result.status in ("pending", "running"):
                 result.status = "interrupted"
             self.reporter.cell_done(result)
+
+    @contextlib.contextmanager
+    def _turn_to_start(self, turn: int, gpu: bool) -> Iterator[int | None]:
+        """Hold the cell's GPU slot (if it uses the GPU), then a slot to start its process.
+
+        Yields the GPU slot (-1 for a cell without one), or None if the run stopped first.
+        The GPU comes first: a cell waiting for it holds no process and no slot of ``jobs``.
+        """
+        with contextlib.ExitStack() as held:
+            device = held.enter_context(self._gpu_slots.take(turn)) if gpu else -1
+            if device is None:  # the run stopped while the cell waited for the GPU
+                yield None
+                return
+            start = held.enter_context(self._start_slots.take(turn))
+            yield None if start is None else device
 
     @staticmethod
     def _record_env(result: CellResult, env: EnvStatus) -> None:
@@ -279,7 +295,13 @@ class MatrixRunner:
         return environ
 
     def _run_tests(
-        self, turn: int, cell: Cell, result: CellResult, env: EnvStatus, gpu: cuda.GpuDecision
+        self,
+        turn: int,
+        cell: Cell,
+        result: CellResult,
+        env: EnvStatus,
+        gpu: cuda.GpuDecision,
+        device: int,
     ) -> None:
         opts = self.options
         stream = opts.run_dir / f"{cell.id}.jsonl"
@@ -316,13 +338,11 @@ class MatrixRunner:
             start = time.monotonic()
             try:
                 with contextlib.ExitStack() as held:
-                    # the GPU first: a cell waiting for it must not hold a CPU cell's slot
-                    device = held.enter_context(self._gpu_slots.take(turn)) if gpu.gpu else -1
                     slot = held.enter_context(self._test_slots.take(turn))
                     # unwound first: what the tests left running ends before the slots free up
                     held.callback(command.reap_group, proc)
                     start = time.monotonic()
-                    if slot is not None and device is not None:
+                    if slot is not None:
                         self.reporter.cell_phase(cell.id, "running")
                         with contextlib.suppress(OSError):  # it died starting: see below
                             os.write(go, json.dumps(self._gpu_env(device)).encode())
