@@ -225,7 +225,7 @@ class MatrixRunner:
                     result.message = decision.reason
                 elif not self._stop.is_set():
                     self.reporter.cell_phase(cell.id, "ready")
-                    with self._turn_to_start(turn, decision.gpu) as device:
+                    with self._turn_to_start(turn, cell.id, decision.gpu) as device:
                         if device is not None:
                             self._run_tests(turn, cell, result, env, decision, device)
                     if cell.is_cuda and not decision.gpu and not result.message:
@@ -246,13 +246,15 @@ class MatrixRunner:
             self.reporter.cell_done(result)
 
     @contextlib.contextmanager
-    def _turn_to_start(self, turn: int, gpu: bool) -> Iterator[int | None]:
+    def _turn_to_start(self, turn: int, cell: str, gpu: bool) -> Iterator[int | None]:
         """Hold the cell's GPU slot (if it uses the GPU), then a slot to start its process.
 
         Yields the GPU slot (-1 for a cell without one), or None if the run stopped first.
         The GPU comes first: a cell waiting for it holds no process and no slot of ``jobs``.
         """
         with contextlib.ExitStack() as held:
+            if gpu:
+                self.reporter.cell_phase(cell, "waiting for the GPU")
             device = held.enter_context(self._gpu_slots.take(turn)) if gpu else -1
             if device is None:  # the run stopped while the cell waited for the GPU
                 yield None

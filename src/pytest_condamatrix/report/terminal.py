@@ -33,7 +33,7 @@ STATUS_STYLE = {
 }
 
 # Phases too brief or too frequent for a line of their own in plain output.
-QUIET_PHASES = ("checking cache", "waiting for lock", "ready")
+QUIET_PHASES = ("checking cache", "waiting for lock", "ready", "waiting for the GPU")
 
 
 def make_console(file: IO[str] | None = None, *, width: int | None = None) -> Console:
