@@ -46,7 +46,7 @@ WORKER_MODULE = "_condamatrix_worker"
 POLL_SECONDS = 0.05
 EXTRA_BUILDS = 1  # envs checked or built at once beyond ``jobs``
 PRESTART_CELLS = 1  # cells started ahead of a free slot, waiting at the worker's gate
-GO_FD_VAR = "CONDAMATRIX_GO_FD"  # the worker waits for one byte on this fd before it goes on
+GO_FD_VAR = "CONDAMATRIX_GO_FD"  # the worker waits for its word (JSON) on this fd to go on
 LOG_TAIL_LINES = 15
 # Variables of the outer Python that must not leak into a cell's interpreter.
 DROP_ENV = ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
