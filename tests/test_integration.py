@@ -434,28 +434,44 @@ def test_a_cell_waiting_at_the_gate_ends_with_a_killed_run(
     assert not [pid for pid in pids if is_alive(pid)], "no cell may outlive a killed run"
 
 
+GpuProject = Callable[..., Path]
+
+
+@pytest.fixture
+def gpu_project(
+    pytester: pytest.Pytester, matrix_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> GpuProject:
+    """A project of slow tests whose cells mark when their session starts and ends (and the
+    GPU they were given) in a folder it returns; a driver is faked for the scheduler."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.4")
+
+    def make(python: tuple[str, ...], cuda: list[str]) -> Path:
+        out = pytester.path / "marks"
+        out.mkdir()
+        matrix_project(
+            python=python,
+            tests="import time\ndef test_slow():\n    time.sleep(1.0)\n",
+            extra=f"cuda = {cuda!r}\n",
+        )
+        pytester.makeconftest(
+            _MARK.format(out=str(out))
+            + "def pytest_sessionstart():\n    mark('start')\n"
+            + "def pytest_sessionfinish():\n    mark('end')\n"
+            + "mark('device-' + os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))\n"
+        )
+        return out
+
+    return make
+
+
 def test_cells_that_use_the_gpu_take_turns(
     run_matrix: RunMatrix,
-    pytester: pytest.Pytester,
-    matrix_project: MakeProject,
+    gpu_project: GpuProject,
     warm_cache: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.4")  # a driver, for the scheduler's sake
-    out = pytester.path / "marks"
-    out.mkdir()
-    matrix_project(
-        python=("3.12",),
-        tests="import time\ndef test_slow():\n    time.sleep(1.0)\n",
-        extra='cuda = ["cpu", "11.8", "12.1"]\n',
-    )
-    pytester.makeconftest(
-        _MARK.format(out=str(out))
-        + "def pytest_sessionstart():\n    mark('start')\n"
-        + "def pytest_sessionfinish():\n    mark('end')\n"
-        + "mark('device-' + os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))\n"
-    )
+    out = gpu_project(("3.12",), ["cpu", "11.8", "12.1"])
     result, _ = run_matrix(warm_cache, "--conda-matrix-jobs", "3")
     assert result.ret == 0, result.stdout.str()
     marks = _marks(out)
@@ -512,26 +528,9 @@ def test_fine():
 
 
 def test_cells_waiting_for_the_gpu_do_not_hold_back_cpu_cells(
-    run_matrix: RunMatrix,
-    pytester: pytest.Pytester,
-    matrix_project: MakeProject,
-    warm_cache: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    run_matrix: RunMatrix, gpu_project: GpuProject, warm_cache: Path
 ) -> None:
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.4")
-    out = pytester.path / "marks"
-    out.mkdir()
-    matrix_project(
-        python=("3.11", "3.12"),
-        tests="import time\ndef test_slow():\n    time.sleep(1.0)\n",
-        extra='cuda = ["11.8", "12.1", "cpu"]\n',  # the GPU cells come first in each row
-    )
-    pytester.makeconftest(
-        _MARK.format(out=str(out))
-        + "def pytest_sessionstart():\n    mark('start')\n"
-        + "def pytest_sessionfinish():\n    mark('end')\n"
-    )
+    out = gpu_project(("3.11", "3.12"), ["11.8", "12.1", "cpu"])  # GPU cells first in each row
     result, data = run_matrix(warm_cache, "--conda-matrix-jobs", "2")
     assert result.ret == 0, result.stdout.str()
     marks = _marks(out)
