@@ -337,7 +337,6 @@ class MatrixRunner:
                 os.close(gate)
             tail = _StreamTail(stream)
             pause = _ExitWaiter(proc)
-            start = time.monotonic()
             try:
                 with contextlib.ExitStack() as held:
                     slot = held.enter_context(self._test_slots.take(turn))
