@@ -29,13 +29,8 @@ from pytest_condamatrix.envs.spec import EnvSpec
 from pytest_condamatrix.matrix import Cell
 from pytest_condamatrix.report.terminal import ProgressPrinter
 from pytest_condamatrix.results import CellResult
-from pytest_condamatrix.runner import (
-    WORKER_MODULE,
-    MatrixRunner,
-    RunOptions,
-    _StreamTail,
-    make_spec,
-)
+from pytest_condamatrix.protocol import StreamTail
+from pytest_condamatrix.runner import WORKER_MODULE, MatrixRunner, RunOptions, make_spec
 from pytest_condamatrix.session import SessionOptions, load_matrix
 
 from . import tools
@@ -381,7 +376,7 @@ def _outer_cost(ctx: Context, root: Path, stream: Path, tests: int) -> float:
     for _ in range(3):
         result = CellResult(cell=cell.id, python=cell.python, cuda=cell.cuda)
         start = time.process_time()
-        runner._consume(cell, result, _StreamTail(stream).read())
+        runner._consume(cell, result, StreamTail(stream).read())
         best = min(best, time.process_time() - start)
         if len(result.tests) != tests:
             raise BenchError(f"the stream held {len(result.tests)} results, not {tests}")
@@ -410,14 +405,13 @@ def streaming(
             PYTHONPATH=str(root), CONDAMATRIX_RESULTS=str(stream), CONDAMATRIX_CELL="bench"
         )
         junit = [f"--junitxml={root / 'junit.xml'}"]
-        # as the runner starts a cell: the fallback JUnit file named, and the worker told so
-        cell = dict(worker, CONDAMATRIX_JUNIT_FALLBACK=str(root / "junit.xml"))
         cache_dir = ["-o", "cache_dir=.pytest_cache/condamatrix/bench"]
         variants: dict[str, tuple[list[str], dict[str, str]]] = {
             "plain": ([], plain),
             "worker": (["-p", WORKER_MODULE], worker),
             "junit": (junit, plain),
-            "cell": (["-p", WORKER_MODULE, *cache_dir, *junit], cell),
+            # as the runner starts a cell
+            "cell": (["-p", WORKER_MODULE, *cache_dir], worker),
         }
         samples: dict[str, list[Timing]] = {name: [] for name in variants}
         for repeat in range(repeats + 1):  # the first round warms caches, untimed

@@ -35,7 +35,7 @@ from pytest_condamatrix.envs.engines.cli_engines import (
 )
 from pytest_condamatrix.envs.spec import EnvSpec
 from pytest_condamatrix.errors import ConfigError, EnvBuildError, ExitCode
-from pytest_condamatrix.plugin import VALUE_OPTIONS
+from pytest_condamatrix.options import VALUE_OPTIONS
 
 FAKE_TOOL = r'''#!{python}
 """A FAKE {name} for tests: prints a version, records its call, then fails or makes a prefix."""

@@ -60,7 +60,7 @@ def test_runs_in_its_cell():
         / "src"
         / "pytest_condamatrix"
         / "schemas"
-        / "results-v1.schema.json"
+        / "results-v2.schema.json"
     )
     jsonschema.validate(data, json.loads(schema.read_text()))
     assert data["host"]["platform"] and data["host"]["cuda_driver"]

@@ -292,4 +292,4 @@ def test_skipped():
     rows = [line.split() for line in out.splitlines() if line.startswith("│ py3.")]
     assert [(r[1], r[-2]) for r in rows] == [("py3.11-cpu", "failed"), ("py3.12-cpu", "passed")]
     assert "test_things.py::test_new_syntax: fails only on py3.11" in out
-    assert "2 cells (1 failed, 1 passed); 3 passed, 1 failed, 2 skipped" in out
+    assert "2 cells (1 failed, 1 passed); 1 failed, 3 passed, 2 skipped" in out

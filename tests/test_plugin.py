@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_condamatrix.plugin import strip_matrix_args
+from pytest_condamatrix.options import strip_matrix_args
 
 CONFIG = """
 [tool.condamatrix]

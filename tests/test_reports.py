@@ -149,7 +149,7 @@ def test_exit_codes_follow_pytest() -> None:
 def test_json_round_trip() -> None:
     run = make_run({"test_x": {"py3.9-cpu"}})
     data = json.loads(json.dumps(to_json(run)))
-    assert data["schema"] == "pytest-condamatrix/results" and data["version"] == 1
+    assert data["schema"] == "pytest-condamatrix/results" and data["version"] == 2
     assert data["exit_code"] == 1
     again = from_json(data)
     assert to_json(again) == to_json(run)
@@ -161,7 +161,7 @@ def test_json_round_trip() -> None:
         ([], "not a pytest-condamatrix results file"),
         ({"schema": "other"}, "not a pytest-condamatrix results file"),
         ({"schema": "pytest-condamatrix/results", "version": 99}, "version 99 is not supported"),
-        ({"schema": "pytest-condamatrix/results", "version": 1, "cells": [{"x": 1}]}, "malformed"),
+        ({"schema": "pytest-condamatrix/results", "version": 2, "cells": [{"x": 1}]}, "malformed"),
     ],
 )
 def test_foreign_json_is_rejected(data: object, message: str) -> None:
@@ -259,7 +259,7 @@ def test_json_follows_the_published_schema() -> None:
     jsonschema = pytest.importorskip("jsonschema")
     import pytest_condamatrix
 
-    schema_path = Path(pytest_condamatrix.__file__).parent / "schemas" / "results-v1.schema.json"
+    schema_path = Path(pytest_condamatrix.__file__).parent / "schemas" / "results-v2.schema.json"
     schema = json.loads(schema_path.read_text())
     run = make_run({"test_x": {"py3.9-cpu"}})
     run.cells[0].status = "env-error"

@@ -15,30 +15,6 @@ import pytest
 
 from .errors import CondaMatrixError, ExitCode
 
-#: options of ours that take a value (stripped, with their value, from the cells' arguments)
-VALUE_OPTIONS = (
-    "--conda-matrix-select",
-    "--conda-matrix-jobs",
-    "--conda-matrix-gpu-jobs",
-    "--conda-matrix-cache-dir",
-    "--conda-matrix-json",
-    "--conda-matrix-junit",
-    "--conda-matrix-markdown",
-    "--conda-matrix-channel",
-    "--conda-matrix-timeout",
-    "--conda-matrix-config",
-    "--conda-matrix-engine",
-)
-FLAG_OPTIONS = (
-    "--conda-matrix",
-    "--conda-matrix-list",
-    "--conda-matrix-rebuild",
-    "--conda-matrix-require-gpu",
-    "--conda-matrix-locked",
-)
-#: pytest options whose output file would be overwritten by every cell
-PER_RUN_VALUE_OPTIONS = ("--junitxml", "--junit-xml", "--result-log")
-
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from . import hookspecs
@@ -166,25 +142,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="build envs with this engine instead of the configured one (default: config "
         "'engine', else rattler, built in); conda, mamba and micromamba must be on PATH",
     )
-
-
-def strip_matrix_args(args: Sequence[str]) -> list[str]:
-    """The arguments a cell's pytest gets: the user's, minus ours and per-run output files."""
-    out: list[str] = []
-    skip_next = False
-    for arg in args:
-        if skip_next:
-            skip_next = False
-            continue
-        if arg in FLAG_OPTIONS:
-            continue
-        if arg in VALUE_OPTIONS or arg in PER_RUN_VALUE_OPTIONS:
-            skip_next = True
-            continue
-        if arg.startswith(tuple(f"{o}=" for o in VALUE_OPTIONS + PER_RUN_VALUE_OPTIONS)):
-            continue
-        out.append(arg)
-    return out
 
 
 def pytest_configure(config: pytest.Config) -> None:

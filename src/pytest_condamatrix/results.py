@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,26 @@ from typing import Any
 from .errors import ExitCode, ResultsError
 
 SCHEMA = "pytest-condamatrix/results"
-SCHEMA_VERSION = 1
+#: 2: a test's outcome and a cell's counts are the categories of the cell's own pytest
+#: (``pytest_report_teststatus``: subtests, rerun, plugins' own), not a fixed list
+SCHEMA_VERSION = 2
 
-#: test outcomes, in the order reports show them
-OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+#: pytest's own order of categories in its summary line; others follow in order of appearance
+KNOWN_TYPES = (
+    "failed",
+    "passed",
+    "skipped",
+    "deselected",
+    "xfailed",
+    "xpassed",
+    "warnings",
+    "error",
+    "subtests passed",
+    "subtests failed",
+    "subtests skipped",
+)
+#: the categories of a failure (pytest names a failed subtest "failed" too)
+FAILING = ("failed", "error")
 #: cell statuses that mean the cell's tests did not all pass
 BAD_STATUSES = ("failed", "env-error", "crashed", "timeout", "error", "interrupted")
 
@@ -24,11 +41,12 @@ class TestResult:
     __test__ = False  # not a test class, despite its name
 
     nodeid: str
-    outcome: str
+    outcome: str  # the category the cell's pytest gave the report (passed, xfailed, rerun...)
     duration: float = 0.0
     when: str = "call"
     message: str = ""
     longrepr: str = ""
+    subtest: str = ""  # a subtest's description, e.g. "[msg] (i=1)"; "" for the test itself
 
 
 @dataclass
@@ -52,7 +70,14 @@ class CellResult:
     test_seconds: float = 0.0
     collected: int | None = None
     interpreter: str = ""
+    pytest_version: str = ""
     log: str = ""
+    #: the counts of the cell's own pytest summary line; None if it never got there
+    summary: dict[str, int] | None = None
+    deselected: int = 0
+    warnings: int = 0
+    #: the ids the cell collected, with --collect-only
+    collected_ids: list[str] | None = None
     tests: list[TestResult] = field(default_factory=list)
 
     @property
@@ -60,8 +85,16 @@ class CellResult:
         return self.build_seconds + self.test_seconds
 
     def counts(self) -> dict[str, int]:
-        found = Counter(t.outcome for t in self.tests)
-        return {outcome: found.get(outcome, 0) for outcome in OUTCOMES}
+        """Category -> count, as the cell's pytest counts them in its summary line.
+
+        A cell that ended before its summary (a crash, a timeout) counts the reports it sent.
+        """
+        if self.summary is not None:
+            return dict(self.summary)
+        found: Counter[str] = Counter(t.outcome for t in self.tests if t.outcome)
+        found["deselected"] += self.deselected
+        found["warnings"] += self.warnings
+        return ordered_counts(found)
 
 
 @dataclass
@@ -80,16 +113,45 @@ class RunResult:
         total: Counter[str] = Counter()
         for cell in self.cells:
             total.update(cell.counts())
-        return {outcome: total.get(outcome, 0) for outcome in OUTCOMES}
+        return ordered_counts(total)
+
+
+def ordered_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """The non-zero counts in pytest's order: its known categories, then the others."""
+    order = [*KNOWN_TYPES, *(k for k in counts if k not in KNOWN_TYPES)]
+    return {k: counts[k] for k in order if counts.get(k)}
+
+
+def count_text(counts: Mapping[str, int]) -> str:
+    """ "3 passed, 1 error, 2 warnings": pytest's words for its summary line."""
+    return ", ".join(f"{n} {_plural(k, n)}" for k, n in counts.items() if n)
+
+
+def _plural(category: str, n: int) -> str:
+    if n != 1 and category in ("error", "warning"):
+        return category + "s"
+    if n == 1 and category == "warnings":
+        return "warning"
+    return category
 
 
 def aggregate_exit_code(cells: list[CellResult], *, interrupted: bool = False) -> ExitCode:
-    """pytest's meanings across cells: any failure is 1; all cells without tests is 5."""
+    """pytest's meanings across cells.
+
+    Interrupted is 2; when every cell that ran ended with the same usage (4), internal (3)
+    or no-tests (5) code, that code (pytest's own answer, given in each cell); any other
+    failure is 1.
+    """
     if interrupted:
         return ExitCode.INTERRUPTED
+    ran = [c for c in cells if c.status != "not-run"]
+    codes = {c.exit_code for c in ran}
+    if ran and len(codes) == 1 and all(not c.tests for c in ran):
+        (code,) = codes
+        if code in (ExitCode.INTERNAL_ERROR, ExitCode.USAGE_ERROR):
+            return ExitCode(code)
     if any(c.status in BAD_STATUSES for c in cells):
         return ExitCode.TESTS_FAILED
-    ran = [c for c in cells if c.status != "not-run"]
     if ran and all(c.status == "no-tests" for c in ran):
         return ExitCode.NO_TESTS_COLLECTED
     return ExitCode.OK
@@ -136,7 +198,10 @@ def from_json(data: Any, *, source: str = "results") -> RunResult:
         cells = []
         for raw in data["cells"]:
             fields = {k: v for k, v in raw.items() if k in CellResult.__dataclass_fields__}
-            fields["tests"] = [TestResult(**t) for t in raw.get("tests", [])]
+            fields["tests"] = [
+                TestResult(**{k: v for k, v in t.items() if k in TestResult.__dataclass_fields__})
+                for t in raw.get("tests", [])
+            ]
             cells.append(CellResult(**fields))
         return RunResult(
             cells=cells,

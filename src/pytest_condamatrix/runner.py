@@ -2,8 +2,9 @@
 
 The outer process never imports the project's tests. Per cell it runs
 ``<prefix>/bin/python -m pytest <args> -p _condamatrix_worker`` in a process group of its
-own; the worker appends one JSON line per result to a file that this module tails for live
-progress. JUnit XML is the fallback when that stream is missing, the exit code the last one.
+own; the worker appends pytest's own serialised reports to a file that this module tails
+(protocol.py) for live progress, the outer pytest's hooks and the results. A cell that ends
+without reporting says why through the last meaningful lines of its output (outcome.py).
 
 ``jobs`` bounds how many cells run tests at once; the cells after them are prepared ahead.
 Their envs are checked or built meanwhile (``jobs + 1`` at a time), and one more cell is
@@ -29,7 +30,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from xml.etree import ElementTree
 
 from . import command, cuda
 from .envfile import file_fingerprints
@@ -38,6 +38,9 @@ from .envs.engines import Engine
 from .envs.spec import EnvSpec, channel_fingerprint
 from .errors import CondaMatrixError
 from .matrix import Cell
+from .options import strip_addopts
+from .outcome import classify
+from .protocol import ReportRelay, StreamTail
 from .results import CellResult, RunResult, TestResult
 from .slots import OrderedSlots, wait_interruptibly
 from .timings import start_order
@@ -47,7 +50,6 @@ POLL_SECONDS = 0.05
 EXTRA_BUILDS = 1  # envs checked or built at once beyond ``jobs``
 PRESTART_CELLS = 1  # cells started ahead of a free slot, waiting at the worker's gate
 GO_FD_VAR = "CONDAMATRIX_GO_FD"  # the worker waits for its word (JSON) on this fd to go on
-LOG_TAIL_LINES = 15
 # Variables of the outer Python that must not leak into a cell's interpreter.
 DROP_ENV = ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
 
@@ -100,6 +102,14 @@ class RunOptions:
     #: cell id -> identities of its locked packages (cells absent here are solved)
     locked: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: pytest's --maxfail (-x is 1) across the matrix: no new cell starts once reached
+    maxfail: int = 0
+    #: per-cell pytest cache folders, unless the cache provider is off (-p no:cacheprovider)
+    cell_caches: bool = True
+    #: the ini file's addopts for the cells, when ours or per-run options had to go
+    ini_addopts: str | None = None
+    #: where the cells' reports go: results, and the outer pytest's hooks
+    relay: ReportRelay = field(default_factory=ReportRelay)
 
 
 def make_spec(
@@ -137,7 +147,9 @@ class MatrixRunner:
         self.reporter: Reporter = reporter or NullReporter()
         self._stop = threading.Event()
         self._driver: str | None = None
-        self._finished: set[str] = set()  # cells whose pytest reached its sessionfinish
+        self._failures = 0  # failed reports in all cells, for --maxfail across the matrix
+        self._halted_by = ""  # the cell whose failure reached --maxfail
+        self._count_lock = threading.Lock()
         jobs = max(1, options.jobs)
         self._build_slots = OrderedSlots(jobs + EXTRA_BUILDS, self._stop)
         self._start_slots = OrderedSlots(jobs + PRESTART_CELLS, self._stop)  # live processes
@@ -188,10 +200,23 @@ class MatrixRunner:
     def stop(self) -> None:
         self._stop.set()
 
+    def _halted(self, result: CellResult) -> bool:
+        """Whether --maxfail was reached before this cell's tests began (then: not run)."""
+        if not self._halted_by:
+            return False
+        result.status = "not-run"
+        result.message = (
+            f"not started: --maxfail={self.options.maxfail} was reached (in {self._halted_by})"
+        )
+        return True
+
     def _run_cell(self, turn: int, cell: Cell, result: CellResult, platform: str) -> None:
         if self._stop.is_set():
             return
         opts = self.options
+        if self._halted(result):
+            self.reporter.cell_done(result)
+            return
         result.status = "running"
         try:
             spec = make_spec(
@@ -216,6 +241,8 @@ class MatrixRunner:
                         )
                     )
                 self._record_env(result, env)
+                if self._halted(result):
+                    return
                 decision = cuda.decide(
                     cell.cuda, self._driver, opts.cuda_policy, require_gpu=opts.require_gpu
                 )
@@ -289,11 +316,7 @@ class MatrixRunner:
         environ["CONDAMATRIX_GPU"] = "1" if gpu.gpu else "0"
         environ["CONDAMATRIX_GPU_REASON"] = gpu.reason
         if "PYTEST_ADDOPTS" in environ:
-            from .plugin import strip_matrix_args
-
-            environ["PYTEST_ADDOPTS"] = " ".join(
-                strip_matrix_args(environ["PYTEST_ADDOPTS"].split())
-            )
+            environ["PYTEST_ADDOPTS"] = strip_addopts(environ["PYTEST_ADDOPTS"])
         return environ
 
     def _run_tests(
@@ -307,26 +330,19 @@ class MatrixRunner:
     ) -> None:
         opts = self.options
         stream = opts.run_dir / f"{cell.id}.jsonl"
-        junit = opts.run_dir / f"{cell.id}.xml"
         log = opts.run_dir / f"{cell.id}.log"
-        for stale in (stream, junit):
-            stale.unlink(missing_ok=True)
-        argv = [
-            str(env.python),
-            "-m",
-            "pytest",
-            "-p",
-            WORKER_MODULE,
-            "-o",
-            f"cache_dir=.pytest_cache/condamatrix/{cell.id}",
-            f"--junitxml={junit}",
-            *opts.pytest_args,
-        ]
+        stream.unlink(missing_ok=True)
+        argv = [str(env.python), "-m", "pytest", "-p", WORKER_MODULE]
+        if opts.cell_caches:
+            argv += ["-o", f"cache_dir=.pytest_cache/condamatrix/{cell.id}"]
+        if opts.ini_addopts is not None:
+            argv += ["-o", f"addopts={opts.ini_addopts}"]
+        argv += opts.pytest_args
         result.log = str(log)
         timed_out = False
+        halted = False
         with log.open("wb") as output:
             environ = self._cell_env(cell, env, stream, gpu)
-            environ["CONDAMATRIX_JUNIT_FALLBACK"] = str(junit)  # the worker drops it if unneeded
             gate, go = os.pipe()
             environ[GO_FD_VAR] = str(gate)
             try:
@@ -335,7 +351,7 @@ class MatrixRunner:
                 )
             finally:
                 os.close(gate)
-            tail = _StreamTail(stream)
+            tail = StreamTail(stream)
             pause = _ExitWaiter(proc)
             try:
                 with contextlib.ExitStack() as held:
@@ -343,7 +359,8 @@ class MatrixRunner:
                     # unwound first: what the tests left running ends before the slots free up
                     held.callback(command.reap_group, proc)
                     start = time.monotonic()
-                    if slot is not None:
+                    halted = self._halted(result)
+                    if slot is not None and not halted:
                         self.reporter.cell_phase(cell.id, "running")
                         with contextlib.suppress(OSError):  # it died starting: see below
                             os.write(go, json.dumps(self._gpu_env(device)).encode())
@@ -364,12 +381,18 @@ class MatrixRunner:
                     os.close(go)
                 pause.close()
                 command.reap_group(proc)  # also ends children the tests left behind
+        if halted:
+            return
         self._consume(cell, result, tail.read())
         result.test_seconds = time.monotonic() - start
         result.exit_code = proc.returncode
-        if not result.tests and junit.is_file():
-            result.tests = read_junit(junit)
-        self._classify(result, timed_out, log)
+        classify(
+            result,
+            timed_out=timed_out,
+            timeout=opts.timeout,
+            interrupted=self._stop.is_set(),
+            log=log,
+        )
 
     def _gpu_env(self, slot: int) -> dict[str, str]:
         """What the worker sets once it may go: with several GPU slots, each its device."""
@@ -379,60 +402,51 @@ class MatrixRunner:
         return {"CUDA_VISIBLE_DEVICES": devices[slot % len(devices)]}
 
     def _consume(self, cell: Cell, result: CellResult, records: list[dict[str, Any]]) -> None:
+        relay = self.options.relay
         for record in records:
-            event = record.get("event")
-            if event == "start":
-                result.interpreter = str(record.get("python", ""))
-            elif event == "finish":
-                self._finished.add(cell.id)
+            event = record.get("e")
+            if event in ("test", "collect"):
+                test = relay.test(cell.id, record)
+                data = record.get("r")
+                if isinstance(data, dict) and data.get("outcome") == "failed":
+                    self._count_failure(cell.id, data)
+                if test is not None:
+                    result.tests.append(test)
+                    self.reporter.test_done(cell.id, test)
+            elif event == "warning":
+                result.warnings += 1
+                relay.warning(cell.id, record)
+            elif event == "deselected":
+                result.deselected += _int(record.get("n"))
             elif event == "collected":
-                result.collected = int(record.get("count", 0))
+                result.collected = _int(record.get("n"))
+                ids = record.get("ids")
+                if isinstance(ids, list):
+                    result.collected_ids = [str(i) for i in ids]
                 self.reporter.cell_collected(cell.id, result.collected)
-            elif event == "test":
-                test = TestResult(
-                    nodeid=str(record.get("nodeid", "")),
-                    outcome=str(record.get("outcome", "")),
-                    duration=float(record.get("duration", 0.0)),
-                    when=str(record.get("when", "call")),
-                    message=str(record.get("message", "")),
-                    longrepr=str(record.get("longrepr", "")),
+            elif event == "start":
+                result.interpreter = str(record.get("python", ""))
+                result.pytest_version = str(record.get("pytest", ""))
+            elif event == "finish":
+                counts = record.get("counts")
+                result.summary = (
+                    {str(k): _int(v) for k, v in counts.items()}
+                    if isinstance(counts, dict)
+                    else result.counts()  # no terminal reporter in the cell: count reports
                 )
-                result.tests.append(test)
-                self.reporter.test_done(cell.id, test)
 
-    def _classify(self, result: CellResult, timed_out: bool, log: Path) -> None:
-        code = result.exit_code
-        finished = result.cell in self._finished
-        if timed_out:
-            result.status = "timeout"
-            result.message = f"killed after the {self.options.timeout:g} s timeout"
-        elif self._stop.is_set():
-            result.status = "interrupted"
-            result.message = "interrupted"
-        elif code is not None and code >= 0 and result.interpreter and not finished:
-            # The worker started but pytest never finished its session: os._exit() or the
-            # like. Its exit code (even 0, 1 or 3) then says nothing about the tests.
-            result.status = "crashed"
-            result.message = (
-                f"pytest ended abruptly with exit code {code} before finishing its session "
-                "(os._exit() or a crash in a test?)" + _log_tail(log)
-            )
-        elif code == 0:
-            result.status = "passed"
-        elif code == 1:
-            result.status = "failed"
-        elif code == 5:
-            result.status = "no-tests"
-            result.message = "no tests collected"
-        elif code is not None and code < 0:
-            result.status = "crashed"
-            result.message = f"pytest was killed by signal {-code}" + _log_tail(log)
-        else:
-            meaning = {2: "interrupted", 3: "internal error", 4: "usage error"}.get(
-                code if code is not None else -1, f"exit code {code}"
-            )
-            result.status = "error" if code in (2, 3, 4) else "crashed"
-            result.message = f"pytest ended with {meaning}" + _log_tail(log)
+    def _count_failure(self, cell: str, data: dict[str, Any]) -> None:
+        """Count a failure towards --maxfail, as pytest's session counts them."""
+        if not self.options.maxfail or data.get("wasxfail") is not None:
+            return
+        with self._count_lock:
+            self._failures += 1
+            if self._failures >= self.options.maxfail and not self._halted_by:
+                self._halted_by = cell
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 class _ExitWaiter:
@@ -461,67 +475,3 @@ class _ExitWaiter:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-
-class _StreamTail:
-    """Reads complete JSON lines appended to a file since the last read."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.pending = b""
-
-    def read(self) -> list[dict[str, Any]]:
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(chunk)
-        data = self.pending + chunk
-        *lines, self.pending = data.split(b"\n")
-        records = []
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict):
-                    records.append(record)
-        return records
-
-
-def read_junit(path: Path) -> list[TestResult]:
-    """Tests from a JUnit XML file: the fallback when the JSON stream is missing."""
-    try:
-        root = ElementTree.parse(path).getroot()
-    except (ElementTree.ParseError, OSError):
-        return []
-    tests = []
-    for case in root.iter("testcase"):
-        classname, name = case.get("classname", ""), case.get("name", "")
-        nodeid = f"{classname.replace('.', '/')}.py::{name}" if classname else name
-        outcome = "passed"
-        message = ""
-        for tag, meaning in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
-            element = case.find(tag)
-            if element is not None:
-                outcome, message = meaning, element.get("message", "")
-                break
-        tests.append(
-            TestResult(
-                nodeid=nodeid,
-                outcome=outcome,
-                duration=float(case.get("time", 0) or 0),
-                message=message,
-            )
-        )
-    return tests
-
-
-def _log_tail(log: Path) -> str:
-    try:
-        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    tail = [line for line in lines[-LOG_TAIL_LINES:] if line.strip()]
-    return ("\n" + "\n".join(tail)) if tail else ""

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import os
 import platform
+import shlex
 import shutil
 import signal
 import threading
@@ -30,7 +31,8 @@ from .envs.engines import Engine, make_engine
 from .envs.lock import LOCK_NAME, MatrixLock, record_identity
 from .errors import ConfigError, ExitCode, UsageError
 from .matrix import Cell, build_cells, select_cells
-from .plugin import strip_matrix_args
+from .options import needs_stripping, strip_matrix_args
+from .protocol import ReportRelay
 from .report.live import make_reporter
 from .report.terminal import make_console, render_run
 from .results import CellResult, RunResult, TestResult, write_json
@@ -64,6 +66,15 @@ class SessionOptions:
     pytest_args: tuple[str, ...] = ()
     verbosity: int = 0
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: pytest's --maxfail (-x: 1), applied across the matrix
+    maxfail: int = 0
+    collect_only: bool = False
+    #: pytest's -r characters, resolved (default "fE")
+    reportchars: str = "fE"
+    #: per-cell pytest caches (off with -p no:cacheprovider)
+    cell_caches: bool = True
+    #: the ini addopts the cells get, when ours or per-run options had to be taken out
+    ini_addopts: str | None = None
 
 
 def run_from_pytest(config: pytest.Config) -> ExitCode:
@@ -99,8 +110,44 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
         list_only=bool(config.getoption("conda_matrix_list")),
         pytest_args=tuple(strip_matrix_args(config.invocation_params.args)),
         verbosity=int(config.getoption("verbose")),
+        maxfail=int(config.getoption("maxfail") or 0),
+        collect_only=bool(config.getoption("collectonly")),
+        reportchars=_reportchars(config),
+        cell_caches=not config.pluginmanager.is_blocked("cacheprovider"),
+        ini_addopts=_cell_ini_addopts(config),
     )
+    if not options.list_only:
+        check_test_paths(config)
     return run_session(options, make_console(), pytest_config=config)
+
+
+def _reportchars(config: pytest.Config) -> str:
+    try:
+        from _pytest.terminal import getreportopt
+
+        return getreportopt(config)
+    except Exception:  # a pytest whose internals moved: pytest's default
+        return "fE"
+
+
+def _cell_ini_addopts(config: pytest.Config) -> str | None:
+    """The ini file's addopts without ours, for the cells; None when nothing had to go."""
+    try:
+        words = [str(w) for w in config.getini("addopts")]
+    except (ValueError, TypeError):
+        return None
+    return shlex.join(strip_matrix_args(words)) if needs_stripping(words) else None
+
+
+def check_test_paths(config: pytest.Config) -> None:
+    """A path that does not exist is pytest's usage error, said once, not once per cell."""
+    if config.getoption("pyargs", False) or config.args_source != pytest.Config.ArgsSource.ARGS:
+        return
+    base = config.invocation_params.dir
+    for arg in config.args:
+        path = arg.split("::", 1)[0]
+        if path and not (base / path).exists():
+            raise UsageError(f"file or directory not found: {arg}")
 
 
 def _pytest_junit(config: pytest.Config) -> Path | None:
@@ -214,6 +261,10 @@ def run_session(
             environment_sha=config.environment.sha256 if config.environment else "",
             locked=locked,
             previous_seconds=load_timings(timings),
+            maxfail=options.maxfail,
+            cell_caches=options.cell_caches,
+            ini_addopts=options.ini_addopts,
+            relay=ReportRelay(pytest_config),
         ),
         hooked,
     )
@@ -225,7 +276,14 @@ def run_session(
     if pytest_config is not None:
         pytest_config.hook.pytest_condamatrix_run_finished(config=pytest_config, run=run)
     notes = [f"logs: {run_dir}", *write_reports(run, options)]
-    render_run(console, run, notes=notes, verbosity=options.verbosity)
+    render_run(
+        console,
+        run,
+        notes=notes,
+        verbosity=options.verbosity,
+        reportchars=options.reportchars,
+        collect_only=options.collect_only,
+    )
     return run.exit_code
 
 

@@ -1,11 +1,18 @@
-"""Plugin loaded INSIDE each cell's pytest: streams one JSON line per test result to a file.
+"""Plugin loaded INSIDE each cell's pytest: streams pytest's own reports to the outer run.
+
+Every collect and test report is serialised with ``pytest_report_to_serializable`` (as
+pytest-xdist does between its workers and controller) and classified with the cell's own
+``pytest_report_teststatus``, so categories defined by the cell's plugins (subtests, rerun,
+...) are named where those plugins live. At the end of the session the counts pytest prints
+in its summary line are sent too, taken from the cell's terminal reporter. Only the process
+that owns the session streams: pytest-xdist workers pass their reports to their controller.
 
 It runs on the cell's interpreter (CPython >= 3.9) with only the standard library and pytest,
 and is imported as a top-level module copied next to the run's files, never through the
 pytest_condamatrix package (which needs Python >= 3.10 and its dependencies).
 
 Environment it reads:
-  CONDAMATRIX_RESULTS  file to append JSON lines to (one object per line, flushed at once)
+  CONDAMATRIX_RESULTS  file to append JSON lines to (one object per line)
   CONDAMATRIX_CELL     the cell id, e.g. py3.12-cpu
   CONDAMATRIX_GPU      "0" when this cell may not use a GPU: tests marked ``gpu`` are skipped
   CONDAMATRIX_GPU_REASON  why, shown as the skip reason
@@ -27,35 +34,59 @@ from typing import IO, Any
 
 import pytest
 
-MAX_TEXT = 20000
+#: a serialised report above this many characters has its traceback cut to text
+MAX_LINE = 1_000_000
+MAX_TEXT = 100_000
+#: written reports reach the file at least this often (seconds); failures at once
+FLUSH_SECONDS = 0.05
+#: pytest's own order of the summary line's categories (terminal.py); others follow
+KNOWN_TYPES = (
+    "failed",
+    "passed",
+    "skipped",
+    "deselected",
+    "xfailed",
+    "xpassed",
+    "warnings",
+    "error",
+    "subtests passed",
+    "subtests failed",
+    "subtests skipped",
+)
+
 _stream: IO[str] | None = None
+_last_flush = 0.0
+_config: Any = None
 
 
-def _emit(record: dict[str, Any]) -> None:
-    global _stream
+def _emit(record: dict[str, Any], urgent: bool = True) -> None:
+    global _stream, _last_flush
     if _stream is None:
         path = os.environ.get("CONDAMATRIX_RESULTS")
         if not path:
             return
         _stream = open(path, "a", encoding="utf-8")  # noqa: SIM115, PTH123 - open all session
-    record["t"] = round(time.time(), 3)
-    _stream.write(json.dumps(record) + "\n")
-    _stream.flush()
+    line = json.dumps(record, default=_jsonable, ensure_ascii=False)
+    _stream.write(line + "\n")
+    now = time.monotonic()
+    if urgent or now - _last_flush > FLUSH_SECONDS:
+        _stream.flush()
+        _last_flush = now
 
 
-def _text(value: object) -> str:
-    text = str(value) if value is not None else ""
-    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n[... truncated]"
+def _jsonable(value: object) -> object:
+    """What json cannot write (an xdist node on a report, a plugin's object): its text."""
+    try:
+        return str(value)[:MAX_TEXT]
+    except Exception:
+        return None
 
 
-def _message(report: Any) -> str:
-    crash = getattr(report.longrepr, "reprcrash", None)
-    if crash is not None:
-        return str(crash.message)
-    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
-        reason = str(report.longrepr[2])  # skip reports: (path, lineno, "Skipped: reason")
-        return reason[len("Skipped: ") :] if reason.startswith("Skipped: ") else reason
-    return ""
+def _owns_session(config: Any) -> bool:
+    """False in a pytest-xdist worker: its controller streams the reports it forwards."""
+    return _stream is not None or (
+        bool(os.environ.get("CONDAMATRIX_RESULTS")) and not hasattr(config, "workerinput")
+    )
 
 
 def _modify_cells(config: Any, cells: Any) -> Any:
@@ -101,7 +132,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     except OSError:
         return  # no gate after all (a pytest started by a test of the cell): go on
     if not chunks:
-        os._exit(2)  # the run was interrupted before this cell's turn: nothing to report
+        os._exit(2)  # the run no longer wants this cell: nothing to report
     try:
         extra = json.loads(b"".join(chunks).decode("utf-8"))
     except ValueError:
@@ -110,20 +141,23 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         os.environ.update({str(k): str(v) for k, v in extra.items()})
 
 
-@pytest.hookimpl(trylast=True)  # after junitxml's: see _drop_fallback_junit
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    global _config
     config.addinivalue_line(
         "markers", "gpu: needs a usable NVIDIA GPU; skipped in cells that cannot use one"
     )
+    if not _owns_session(config):
+        return
+    _config = config
     _emit(
         {
-            "event": "start",
+            "e": "start",
             "cell": os.environ.get("CONDAMATRIX_CELL", ""),
             "python": sys.version.split()[0],
             "pytest": pytest.__version__,
         }
     )
-    _drop_fallback_junit(config)
     _watch_parent()
 
 
@@ -145,29 +179,6 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="condamatrix-parent-watch", daemon=True).start()
 
 
-def _drop_fallback_junit(config: pytest.Config) -> None:
-    """Stop pytest writing the runner's fallback JUnit file once the stream is open.
-
-    The runner asks for that file (CONDAMATRIX_JUNIT_FALLBACK) for when no results stream
-    comes back; with the stream working it is never read, and writing it costs about five
-    times what streaming does per test. Any surprise from pytest's internals leaves it on.
-    """
-    fallback = os.environ.get("CONDAMATRIX_JUNIT_FALLBACK")
-    if not fallback or _stream is None:
-        return
-    try:
-        from _pytest.junitxml import xml_key
-
-        xml = config.stash.get(xml_key, None)
-        # pytest keeps the path absolute and normalised, as the runner gives it
-        if xml is None or getattr(xml, "logfile", None) != fallback:
-            return
-        del config.stash[xml_key]
-        config.pluginmanager.unregister(xml)
-    except Exception:  # an older or newer pytest: keep the fallback file
-        return
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("CONDAMATRIX_GPU") != "0":
         return
@@ -179,51 +190,109 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    _emit({"event": "collected", "count": len(session.items)})
-
-
-def pytest_collectreport(report: pytest.CollectReport) -> None:
-    if report.failed:
-        _emit(
-            {
-                "event": "test",
-                "nodeid": report.nodeid,
-                "when": "collect",
-                "outcome": "error",
-                "duration": 0.0,
-                "message": _message(report),
-                "longrepr": _text(report.longrepr),
-            }
-        )
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    outcome: str | None = None
-    if report.when == "call":
-        outcome = report.outcome
-        if hasattr(report, "wasxfail"):
-            outcome = "xfailed" if report.skipped else "xpassed"
-    elif report.failed:
-        outcome = "error"  # setup or teardown failed
-    elif report.skipped:
-        outcome = "skipped"  # skipped in setup (marks, fixtures)
-    if outcome is None:
+    if _config is None:
         return
-    record: dict[str, Any] = {
-        "event": "test",
-        "nodeid": report.nodeid,
-        "when": report.when,
-        "outcome": outcome,
-        "duration": round(report.duration, 6),
-    }
-    if outcome in ("failed", "error", "skipped", "xfailed"):
-        record["message"] = _message(report)
-    if outcome in ("failed", "error"):
-        record["longrepr"] = _text(report.longreprtext)
+    record: dict[str, Any] = {"e": "collected", "n": len(session.items)}
+    if session.config.getoption("collectonly", False):
+        record["ids"] = [item.nodeid for item in session.items]
     _emit(record)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: Any) -> None:
+    # An xdist controller collects nothing itself: its first worker's ids are the count.
+    if _config is not None and not getattr(pytest_xdist_node_collection_finished, "seen", 0):
+        pytest_xdist_node_collection_finished.seen = 1  # type: ignore[attr-defined]
+        _emit({"e": "collected", "n": len(ids)})
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if _config is not None:
+        _emit({"e": "deselected", "n": len(items)})
+
+
+def _serialise(report: Any) -> dict[str, Any]:
+    data = _config.hook.pytest_report_to_serializable(config=_config, report=report)
+    if not isinstance(data, dict):
+        data = {}
+    if len(str(data.get("longrepr", ""))) > MAX_LINE:  # keep the stream's lines bounded
+        text = str(getattr(report, "longreprtext", ""))
+        data["longrepr"] = text[:MAX_TEXT] + "\n[... truncated]"
+    return data
+
+
+def _status(report: Any) -> str:
+    try:
+        category = _config.hook.pytest_report_teststatus(report=report, config=_config)[0]
+    except Exception:  # a plugin's hook that fails here fails the terminal reporter too
+        category = report.outcome
+    return str(category)
+
+
+@pytest.hookimpl(trylast=True)  # after the terminal reporter: the report is final
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if _config is None:
+        return
+    category = _status(report)
+    _emit(
+        {"e": "test", "cat": category, "r": _serialise(report)},
+        urgent=report.failed,
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if _config is None:
+        return
+    category = "error" if report.failed else "skipped" if report.skipped else ""
+    _emit({"e": "collect", "cat": category, "r": _serialise(report)}, urgent=bool(category))
+
+
+def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+    if _config is None:
+        return
+    category = getattr(warning_message, "category", None)
+    _emit(
+        {
+            "e": "warning",
+            "message": str(warning_message.message)[:MAX_TEXT],
+            "category": getattr(category, "__name__", "UserWarning"),
+            "filename": str(warning_message.filename),
+            "lineno": warning_message.lineno,
+            "when": when,
+            "nodeid": nodeid,
+        }
+    )
+
+
+def _summary_counts(config: Any) -> dict[str, int] | None:
+    """The counts of pytest's summary line, by its own rules (None without its reporter)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(reporter, "stats", None)
+    if not isinstance(stats, dict):
+        return None
+    order = list(KNOWN_TYPES) + [k for k in stats if k and k not in KNOWN_TYPES]
+    counts = {}
+    for key in order:
+        n = sum(1 for r in stats.get(key, ()) if getattr(r, "count_towards_summary", True))
+        if n:
+            counts[key] = n
+    return counts
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    _emit({"event": "finish", "exitstatus": int(exitstatus)})
-    if _stream is not None:
+    if _config is None:
+        return
+    try:
+        counts = _summary_counts(session.config)
+    except Exception:
+        counts = None
+    _emit({"e": "finish", "exitstatus": int(exitstatus), "counts": counts})
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _stream
+    if _stream is not None and config is _config:
         _stream.close()
+        _stream = None

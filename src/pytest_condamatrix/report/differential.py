@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..results import CellResult
+from ..results import FAILING, CellResult
 
-FAILING = ("failed", "error")
+#: package differences shown per test, the first that tell failing from passing cells
+MAX_CONTEXT = 6
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Difference:
     failing: tuple[str, ...]  # cell ids where the test failed
     ran: tuple[str, ...]  # cell ids where the test ran at all
     description: str  # e.g. "fails only on py3.9"
+    #: what differs between the failing and the passing cells: "numpy 1.24.4 -> 1.26.4"
+    context: tuple[str, ...] = ()
 
 
 def axis_label(axis: str, value: str) -> str:
@@ -53,8 +56,69 @@ def differences(cells: Sequence[CellResult]) -> list[Difference]:
             continue
         ran = tuple(c for c in by_id if c in per_cell)
         description = describe([by_id[c] for c in ran], set(failing))
-        found.append(Difference(nodeid=nodeid, failing=failing, ran=ran, description=description))
+        passing = [by_id[c] for c in ran if c not in failing]
+        context = what_differs([by_id[c] for c in failing], passing) if passing else ()
+        found.append(
+            Difference(
+                nodeid=nodeid,
+                failing=failing,
+                ran=ran,
+                description=description,
+                context=context,
+            )
+        )
     return found
+
+
+def what_differs(failing: Sequence[CellResult], passing: Sequence[CellResult]) -> tuple[str, ...]:
+    """The interpreter and packages whose version or build never match between the two sides.
+
+    ``name failing-side -> passing-side``, e.g. ``numpy 1.24.4 -> 1.26.4``; a build is named
+    only where the versions are equal, a package missing on one side is ``absent``.
+    """
+
+    def versions(cell: CellResult) -> dict[str, str]:
+        found = {"python": cell.interpreter} if cell.interpreter else {}
+        for entry in cell.packages:
+            name, version = _split_package(entry)
+            if name != "python":  # the interpreter's full version says it
+                found[name] = version
+        return found
+
+    per_cell = [versions(c) for c in (*failing, *passing)]
+    names = {n for found in per_cell for n in found}
+
+    def side(start: int, stop: int) -> dict[str, set[str]]:
+        return {n: {found.get(n, "absent") for found in per_cell[start:stop]} for n in names}
+
+    bad, good = side(0, len(failing)), side(len(failing), len(per_cell))
+    versions_differ, builds_differ = [], []
+    for name in sorted(names, key=lambda n: (n != "python", n)):
+        if bad[name] & good[name]:
+            continue  # some failing and some passing cell have the same: not the cause
+        plain_bad, plain_good = _plain(bad[name]), _plain(good[name])
+        if plain_bad & plain_good:
+            builds_differ.append(f"{name} {_join(bad[name])} -> {_join(good[name])}")
+        else:
+            versions_differ.append(f"{name} {_join(plain_bad)} -> {_join(plain_good)}")
+    return tuple([*versions_differ, *builds_differ][:MAX_CONTEXT])
+
+
+def _split_package(entry: str) -> tuple[str, str]:
+    """``numpy=1.26.4=py312_0`` -> (numpy, 1.26.4=py312_0); ``pip:attrs==23.1`` likewise."""
+    if entry.startswith("pip:"):
+        name, _, version = entry[4:].partition("==")
+        return f"pip:{name}", version
+    name, _, version = entry.partition("=")
+    return name, version
+
+
+def _plain(values: set[str]) -> set[str]:
+    return {v.split("=")[0] for v in values}
+
+
+def _join(values: set[str]) -> str:
+    return ", ".join(sorted(values))
 
 
 def describe(ran: Sequence[CellResult], failing: set[str]) -> str:

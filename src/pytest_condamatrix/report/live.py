@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from ..results import CellResult, TestResult
+from ..results import FAILING, CellResult, TestResult
 from .terminal import STATUS_STYLE, ProgressPrinter
 
 if TYPE_CHECKING:  # imported when used: ~20 ms that runs without a terminal never need
@@ -90,9 +90,11 @@ class LiveProgress:
     def test_done(self, cell: str, test: TestResult) -> None:
         with self._lock:
             task = self._tasks[cell]
-            if test.when != "teardown":  # a teardown error is a second report of one test
+            # one step per test: not a teardown error (a second report of one test), a
+            # subtest, or a collection error
+            if test.when in ("setup", "call") and not test.subtest:
                 self.progress.advance(task)
-            if test.outcome in ("failed", "error"):
+            if test.outcome in FAILING:
                 self._failed[cell] += 1
                 self.progress.update(task, failed=f"{self._failed[cell]} failed")
 

@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..results import CellResult, RunResult, TestResult
+from ..results import FAILING, CellResult, RunResult, TestResult, count_text
 from .differential import axis_label, differences
-from .failures import group_failures
+from .failures import group_failures, group_messages
+from .summary import collected_listing, short_summary
 
 PLAIN_WIDTH = 120
 STATUS_STYLE = {
@@ -85,11 +86,12 @@ class ProgressPrinter:
         self._line(cell, f"collected {count} items")
 
     def test_done(self, cell: str, test: TestResult) -> None:
-        if self.verbosity > 0 or test.outcome in ("failed", "error"):
-            self._line(cell, f"{test.nodeid} {test.outcome.upper()}", _outcome_style(test.outcome))
+        if self.verbosity > 0 or test.outcome in FAILING:
+            name = f"{test.nodeid} {test.subtest}".rstrip()
+            self._line(cell, f"{name} {test.outcome.upper()}", _outcome_style(test.outcome))
 
     def cell_done(self, result: CellResult) -> None:
-        counts = ", ".join(f"{n} {k}" for k, n in result.counts().items() if n)
+        counts = count_text(result.counts())
         summary = f"{result.status}" + (f" ({counts})" if counts else "")
         summary += f" in {format_seconds(result.duration)}"
         self._line(result.cell, summary, STATUS_STYLE.get(result.status, ""))
@@ -107,25 +109,35 @@ def env_text(cell: CellResult) -> str:
     return cell.env_status or "-"
 
 
-def summary_table(run: RunResult) -> Table:
+#: the columns every table shows, in pytest's order; other categories get a column when seen
+BASE_COLUMNS = ("passed", "failed", "skipped", "error")
+
+
+def count_columns(run: RunResult) -> list[str]:
+    """The categories to show: pytest's usual ones, then any a cell reported."""
+    seen: dict[str, None] = {}
+    for cell in run.cells:
+        seen.update(dict.fromkeys(cell.counts()))
+    return [*BASE_COLUMNS, *(k for k in seen if k not in BASE_COLUMNS)]
+
+
+def summary_table(run: RunResult, *, collect_only: bool = False) -> Table:
     table = Table(title="conda matrix", title_justify="left", show_lines=False)
     table.add_column("cell", style="bold", no_wrap=True)
     table.add_column("env", overflow="fold")
-    table.add_column("passed", justify="right")
-    table.add_column("failed", justify="right")
-    table.add_column("skipped", justify="right")
-    table.add_column("errors", justify="right")
+    columns = ["collected", "error"] if collect_only else count_columns(run)
+    for name in columns:
+        table.add_column("errors" if name == "error" else name, justify="right")
     table.add_column("time", justify="right")
     table.add_column("status", no_wrap=True)
     for cell in run.cells:
         counts = cell.counts()
+        if collect_only:
+            counts = {**counts, "collected": len(cell.collected_ids or ())}
         table.add_row(
             Text(cell.cell),  # Text, not str: a str is read as rich markup ("pkg[build=x]")
             Text(env_text(cell)),
-            str(counts["passed"] + counts["xpassed"]),
-            str(counts["failed"]),
-            str(counts["skipped"] + counts["xfailed"]),
-            str(counts["error"]),
+            *(str(counts.get(name, 0)) for name in columns),
             format_seconds(cell.duration),
             Text(cell.status, style=STATUS_STYLE.get(cell.status, "")),
         )
@@ -150,7 +162,9 @@ def grid_table(run: RunResult) -> Table:
                 continue
             counts = cell.counts()
             text = Text(cell.status, style=STATUS_STYLE.get(cell.status, ""))
-            text.append(f" {counts['passed']}/{counts['failed']}/{counts['skipped']}")
+            text.append(
+                f" {counts.get('passed', 0)}/{counts.get('failed', 0)}/{counts.get('skipped', 0)}"
+            )
             row.append(text)
         table.add_row(*row)
     table.caption = "status passed/failed/skipped"
@@ -165,7 +179,7 @@ def render_failures(console: Console, run: RunResult, verbosity: int = 0) -> Non
     console.rule("failures")
     for group in groups:
         console.print(
-            Text(f"{group.nodeid} ", style="bold red")
+            Text(f"{group.nodeid} {group.subtest}".rstrip() + " ", style="bold red")
             + Text(f"{group.outcome} on {', '.join(group.cells)}")
         )
         text = group.longrepr if verbosity >= 0 else group.message
@@ -181,21 +195,36 @@ def render_differences(console: Console, run: RunResult) -> None:
     console.rule("what fails where")
     for diff in diffs:
         console.print(Text(f"{diff.nodeid}: ", style="bold") + Text(diff.description, style="red"))
+        for line in diff.context:
+            console.print(Text(f"    {line}", style="dim"))
 
 
 def render_run(
-    console: Console, run: RunResult, *, notes: Sequence[str] = (), verbosity: int = 0
+    console: Console,
+    run: RunResult,
+    *,
+    notes: Sequence[str] = (),
+    verbosity: int = 0,
+    reportchars: str = "fE",
+    collect_only: bool = False,
 ) -> None:
     """The final report: failures, what fails where, the table, notes, totals, exit code."""
+    if collect_only:
+        for line in collected_listing(run.cells):
+            console.print(Text(line))
     render_failures(console, run, verbosity)
     render_differences(console, run)
+    lines = short_summary(run.cells, reportchars)
+    if lines:
+        console.rule("short test summary info")
+        for line in lines:
+            console.print(Text(line))
     console.print()
-    console.print(summary_table(run))
+    console.print(summary_table(run, collect_only=collect_only))
     if len({c.cuda for c in run.cells}) > 1 and len({c.python for c in run.cells}) > 1:
         console.print(grid_table(run))
-    for cell in run.cells:
-        if cell.message:
-            console.print(Text(f"{cell.cell}: ", style="bold") + Text(cell.message, style="yellow"))
+    for cells, message in group_messages(run.cells):
+        console.print(Text(f"{', '.join(cells)}: ", style="bold") + Text(message, style="yellow"))
     for note in notes:
         console.print(Text(note, style="dim"))
     if run.cells and all(c.status == "not-run" for c in run.cells):
@@ -205,15 +234,23 @@ def render_run(
                 style="bold yellow",
             )
         )
-    totals = ", ".join(f"{n} {k}" for k, n in run.totals().items() if n) or "no tests"
+    if collect_only:
+        total = sum(len(c.collected_ids or ()) for c in run.cells)
+        totals = f"{total} tests collected" + (
+            f", {count_text({'error': run.totals().get('error', 0)})}"
+            if run.totals().get("error")
+            else ""
+        )
+    else:
+        totals = count_text(run.totals()) or "no tests ran"
     by_status: dict[str, int] = {}
     for cell in run.cells:
         by_status[cell.status] = by_status.get(cell.status, 0) + 1
-    cells = ", ".join(f"{n} {s}" for s, n in by_status.items())
+    statuses = ", ".join(f"{n} {s}" for s, n in by_status.items())
     code = int(run.exit_code)
     console.print(
         Text(
-            f"{len(run.cells)} cells ({cells}); {totals} in {format_seconds(run.duration)}"
+            f"{len(run.cells)} cells ({statuses}); {totals} in {format_seconds(run.duration)}"
             f" - exit code {code}",
             style="bold " + ("green" if code == 0 else "red"),
         )
