@@ -71,4 +71,4 @@ def test_demo_runs_the_full_matrix_offline(
     assert (tmp_path / "r.json").is_file()
     second = subprocess.run([*argv, "-k", "slug"], capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert second.stdout.count(" reused ") >= 9
+    assert second.stdout.count(" reused ") >= 9, second.stdout

@@ -53,6 +53,8 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "cuda-policy": "what to do with a CUDA cell this machine cannot run: "
     + ", ".join(CUDA_POLICIES),
     "cuda-variants": "a table: per CUDA variant, its 'dependencies' and 'channels'",
+    "add-pytest": "true (default) or false: add `pytest` to the specs of every cell whose "
+    "dependencies name no pytest",
     "runners": "a table: GitHub Actions runs-on labels per CUDA variant ('cpu', a version "
     "like '12.1', or 'default-gpu' for every CUDA variant not named), each a label or a list",
 }
@@ -111,6 +113,7 @@ class MatrixConfig:
     pytest_args: tuple[str, ...] = ()
     engine: str = "rattler"
     cuda_policy: str = "skip"
+    add_pytest: bool = True  # a cell whose specs name no pytest gets it: it runs pytest
     cuda_variants: Mapping[str, CudaVariantSpec] = field(default_factory=dict)
     runners: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # as configured
     note: str | None = None  # e.g. which of two config files was ignored
@@ -275,6 +278,14 @@ def parse_config(
     pytest_args = _strings(raw.get("pytest-args", []), where, "pytest-args")
     engine = _choice(raw.get("engine", "rattler"), ENGINES, where, "engine")
     cuda_policy = _choice(raw.get("cuda-policy", "skip"), CUDA_POLICIES, where, "cuda-policy")
+    add_pytest = raw.get("add-pytest", True)
+    if not isinstance(add_pytest, bool):
+        raise ConfigError(
+            f"add-pytest must be true or false, not {_show(add_pytest)}",
+            file=where,
+            key="add-pytest",
+            hint="write add-pytest = false to leave pytest out of cells that do not list it",
+        )
     variants = _variants(raw.get("cuda-variants", {}), where, root)
     for name in variants:
         if name not in cuda:
@@ -304,6 +315,7 @@ def parse_config(
         pytest_args=pytest_args,
         engine=engine,
         cuda_policy=cuda_policy,
+        add_pytest=add_pytest,
         cuda_variants=variants,
         runners=runners,
         note=note,

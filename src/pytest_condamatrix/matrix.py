@@ -80,6 +80,8 @@ def build_cells(config: MatrixConfig) -> list[Cell]:
     for python, cuda in combos:
         variant_deps, variant_channels = cuda_specs(config, cuda)
         deps = _unique((*config.dependencies, *variant_deps, *extra[(python, cuda)]))
+        if config.add_pytest and not _names_pytest(deps, config.pip):
+            deps = (*deps, "pytest")  # the cell runs pytest: an env without it cannot
         if config.pip and not any(spec_name(d) == "pip" for d in deps):
             deps = (*deps, "pip")  # the pip layer runs the env's own pip
         channels = _unique((*config.channels, *variant_channels))
@@ -87,6 +89,11 @@ def build_cells(config: MatrixConfig) -> list[Cell]:
             Cell(python=python, cuda=cuda, dependencies=deps, channels=channels, pip=config.pip)
         )
     return cells
+
+
+def _names_pytest(specs: Sequence[str], pip: Sequence[str]) -> bool:
+    pip_names = {re.split(r"[\s\[<>=!~;@]", p.strip(), maxsplit=1)[0].lower() for p in pip}
+    return any(spec_name(d) == "pytest" for d in specs) or "pytest" in pip_names
 
 
 def _apply_include(

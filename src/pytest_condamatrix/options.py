@@ -1,14 +1,17 @@
 """The ``--conda-matrix*`` options by name, and what of the user's arguments reaches a cell.
 
 The cells run the user's pytest arguments minus ours and minus the per-run output files
-(which every cell would overwrite), wherever they were given: the command line,
-``PYTEST_ADDOPTS`` (split as a shell would) and the ini file's ``addopts``.
+(which every cell would overwrite), from the command line and ``PYTEST_ADDOPTS`` (split as a
+shell would). The ini file's ``addopts`` is read by each cell's pytest itself: there the
+worker accepts our options and ignores them.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+
+import pytest
 
 #: options of ours that take a value (stripped, with their value, from the cells' arguments)
 VALUE_OPTIONS = (
@@ -33,6 +36,8 @@ FLAG_OPTIONS = (
 )
 #: pytest options whose output file would be overwritten by every cell
 PER_RUN_VALUE_OPTIONS = ("--junitxml", "--junit-xml", "--result-log", "--report-log")
+#: what the outer run left out of its own arguments: options only the cells' plugins know
+CELL_ONLY_OPTIONS = pytest.StashKey[list[str]]()
 
 
 def strip_matrix_args(args: Sequence[str]) -> list[str]:
@@ -62,23 +67,3 @@ def strip_addopts(text: str) -> str:
     except ValueError:  # unbalanced quotes: pytest itself will say so in the cell
         return text
     return shlex.join(strip_matrix_args(words))
-
-
-def needs_stripping(args: Iterable[str]) -> bool:
-    """Whether any of ``args`` is one that must not reach a cell."""
-    args = list(args)
-    return strip_matrix_args(args) != args
-
-
-def disabled_plugins(args: Sequence[str]) -> set[str]:
-    """The plugins ``-p no:NAME`` turns off in ``args``."""
-    names: set[str] = set()
-    for i, arg in enumerate(args):
-        value = None
-        if arg == "-p" and i + 1 < len(args):
-            value = args[i + 1]
-        elif arg.startswith("-p") and not arg.startswith("--"):
-            value = arg[2:].lstrip("=")
-        if value and value.startswith("no:"):
-            names.add(value[3:])
-    return names

@@ -18,8 +18,8 @@ TAIL_LINES = 8
 TAIL_BYTES = 64 * 1024
 NO_PYTEST = re.compile(r"No module named pytest\b")
 CONFTEST = re.compile(r"^(ImportError|\w+Error|\w+Exception) while loading conftest '([^']*)'")
-PYTEST_ERROR = re.compile(r"^(ERROR|INTERNALERROR>|E  ) ?(.*)$")
-USAGE = re.compile(r"^\S+: error: (.*)$")  # argparse, as pytest prints a usage error
+PYTEST_ERROR = re.compile(r"^(ERROR:|INTERNALERROR>|E  )\s*(.*)$")
+USAGE = re.compile(r"^[\w. -]+: error: (.*)$")  # argparse, as pytest prints a usage error
 SEPARATOR = re.compile(r"^[=_-]{3,}")
 
 
@@ -40,6 +40,13 @@ def classify(
     elif interrupted:
         result.status = "interrupted"
         result.message = "interrupted"
+    elif code in (3, 4) and not finished and not result.tests and result.collected is None:
+        # pytest's own error before any test (a UsageError in a conftest's configure, an
+        # internal error): its words are in the output
+        why = cause(log)
+        meaning = "usage error" if code == 4 else "internal error"
+        result.status = "error"
+        result.message = f"pytest ended with {meaning}" + (f": {why}" if why else "")
     elif code is not None and code >= 0 and result.interpreter and not finished:
         # The worker started but pytest never finished its session: os._exit() or the
         # like. Its exit code (even 0, 1 or 3) then says nothing about the tests.
@@ -50,6 +57,10 @@ def classify(
         )
     elif code == 0:
         result.status = "passed"
+    elif code == 1 and not result.interpreter:
+        # the worker never started: the interpreter or pytest itself failed (no pytest?)
+        result.status = "error"
+        result.message = cause(log) or "pytest did not start (exit code 1)"
     elif code == 1:
         result.status = "failed"
         if not result.tests and not result.counts():
@@ -104,8 +115,22 @@ def cause_from_output(text: str) -> str:
             found.append(match.group(2).strip())
     if found:
         return "\n".join(dict.fromkeys(found[-TAIL_LINES:]))
+    raised = _last_exception(lines)
+    if raised:
+        return raised
     meaningful = [line for line in lines if line.strip() and not SEPARATOR.match(line)]
     return "\n".join(meaningful[-TAIL_LINES:])
+
+
+def _last_exception(lines: list[str]) -> str:
+    """The exception a traceback ended with (the unindented lines after its last frame)."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    if not starts:
+        return ""
+    after = lines[starts[-1] + 1 :]
+    frames = [i for i, line in enumerate(after) if line.startswith(" ")]
+    tail = after[frames[-1] + 1 :] if frames else after
+    return "\n".join(line for line in tail[:4] if line.strip())
 
 
 def _indent(text: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Generator, Sequence
 import pytest
 
 from .errors import CondaMatrixError, ExitCode
+from .options import CELL_ONLY_OPTIONS
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -166,7 +167,7 @@ def pytest_load_initial_conftests(
     needs conftest.py for this plugin's hooks, so a failed import is a warning, not a crash.
     """
     try:
-        return (yield)
+        yield
     except Exception as exc:
         if not _takes_over(args):
             raise
@@ -176,7 +177,26 @@ def pytest_load_initial_conftests(
             f"({type(cause).__name__}: {cause}); its conda-matrix hooks are not used here, "
             "and every cell imports it normally\n"
         )
-        return None
+    if _takes_over(args):
+        _drop_cell_only_options(early_config, parser, args)
+    return None
+
+
+def _drop_cell_only_options(config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """Leave to the cells the options of plugins only their envs have (``-n 2``, ``--cov``).
+
+    The outer process parses the same arguments and ini ``addopts`` as the cells, but runs no
+    test: an option of pytest-xdist or pytest-cov, installed in the cells' envs and not
+    beside this tool, must not stop it. The cells still get every argument.
+    """
+    try:
+        _, unknown = parser.parse_known_and_unknown_args(args)
+    except Exception:  # let pytest's own parse say what is wrong
+        return
+    dropped = [arg for arg in unknown if arg.startswith("-")]
+    for arg in dropped:
+        args.remove(arg)
+    config.stash[CELL_ONLY_OPTIONS] = dropped
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -187,6 +207,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None
     from .session import run_from_pytest
 
+    # configured as a pytest session would be: plugins such as --report-log open their
+    # files in pytest_configure, and are then given every cell's reports
+    config._do_configure()
     try:
         return int(run_from_pytest(config))
     except CondaMatrixError as exc:
@@ -195,3 +218,5 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         return int(ExitCode.INTERRUPTED)
+    finally:
+        config._ensure_unconfigure()

@@ -147,7 +147,10 @@ class ReportRelay:
     def _call(self, name: str, hook: Any, **kwargs: Any) -> None:
         with self._lock:
             try:
-                hook(**kwargs)
+                if hook.is_historic():  # pytest_warning_recorded: only call_historic, which
+                    _call_impls(hook, kwargs)  # would keep every call for later plugins
+                else:
+                    hook(**kwargs)
             except Exception as exc:
                 if name not in self._broken:  # once: the same plugin fails on every report
                     self._broken.add(name)
@@ -155,6 +158,12 @@ class ReportRelay:
                         f"warning: a plugin failed in {name} on a cell's report "
                         f"({type(exc).__name__}: {exc}); the matrix goes on\n"
                     )
+
+
+def _call_impls(hook: Any, kwargs: dict[str, Any]) -> None:
+    for impl in reversed(hook.get_hookimpls()):  # pluggy's order: the last registered first
+        if not (getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False)):
+            impl.function(*[kwargs[name] for name in impl.argnames])
 
 
 def _listeners(pm: Any, name: str, silent: list[object]) -> Any:

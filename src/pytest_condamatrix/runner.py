@@ -38,7 +38,7 @@ from .envs.engines import Engine
 from .envs.spec import EnvSpec, channel_fingerprint
 from .errors import CondaMatrixError
 from .matrix import Cell
-from .options import strip_addopts
+from .options import FLAG_OPTIONS, VALUE_OPTIONS, strip_addopts
 from .outcome import classify
 from .protocol import ReportRelay, StreamTail
 from .results import CellResult, RunResult, TestResult
@@ -50,6 +50,9 @@ POLL_SECONDS = 0.05
 EXTRA_BUILDS = 1  # envs checked or built at once beyond ``jobs``
 PRESTART_CELLS = 1  # cells started ahead of a free slot, waiting at the worker's gate
 GO_FD_VAR = "CONDAMATRIX_GO_FD"  # the worker waits for its word (JSON) on this fd to go on
+#: our options, which the worker accepts and ignores (the cells read the ini's addopts too)
+OUTER_OPTIONS_VAR = "CONDAMATRIX_OUTER_OPTIONS"
+OUTER_OPTIONS_JSON = json.dumps({"flags": FLAG_OPTIONS, "values": VALUE_OPTIONS})
 # Variables of the outer Python that must not leak into a cell's interpreter.
 DROP_ENV = ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
 
@@ -106,8 +109,6 @@ class RunOptions:
     maxfail: int = 0
     #: per-cell pytest cache folders, unless the cache provider is off (-p no:cacheprovider)
     cell_caches: bool = True
-    #: the ini file's addopts for the cells, when ours or per-run options had to go
-    ini_addopts: str | None = None
     #: where the cells' reports go: results, and the outer pytest's hooks
     relay: ReportRelay = field(default_factory=ReportRelay)
 
@@ -297,9 +298,7 @@ class MatrixRunner:
         result.packages = list(env.packages)
         result.build_seconds = env.seconds
 
-    def _cell_env(
-        self, cell: Cell, env: EnvStatus, stream: Path, gpu: cuda.GpuDecision
-    ) -> dict[str, str]:
+    def _cell_env(self, cell: Cell, env: EnvStatus, gpu: cuda.GpuDecision) -> dict[str, str]:
         opts = self.options
         environ = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
         environ.update(opts.extra_env)
@@ -312,9 +311,9 @@ class MatrixRunner:
         environ["CONDAMATRIX_CELL"] = cell.id
         environ["CONDAMATRIX_PYTHON"] = cell.python
         environ["CONDAMATRIX_CUDA"] = cell.cuda
-        environ["CONDAMATRIX_RESULTS"] = str(stream)
         environ["CONDAMATRIX_GPU"] = "1" if gpu.gpu else "0"
         environ["CONDAMATRIX_GPU_REASON"] = gpu.reason
+        environ[OUTER_OPTIONS_VAR] = OUTER_OPTIONS_JSON
         if "PYTEST_ADDOPTS" in environ:
             environ["PYTEST_ADDOPTS"] = strip_addopts(environ["PYTEST_ADDOPTS"])
         return environ
@@ -333,16 +332,15 @@ class MatrixRunner:
         log = opts.run_dir / f"{cell.id}.log"
         stream.unlink(missing_ok=True)
         argv = [str(env.python), "-m", "pytest", "-p", WORKER_MODULE]
+        argv.append(f"--condamatrix-stream={stream}")
         if opts.cell_caches:
             argv += ["-o", f"cache_dir=.pytest_cache/condamatrix/{cell.id}"]
-        if opts.ini_addopts is not None:
-            argv += ["-o", f"addopts={opts.ini_addopts}"]
         argv += opts.pytest_args
         result.log = str(log)
         timed_out = False
         halted = False
         with log.open("wb") as output:
-            environ = self._cell_env(cell, env, stream, gpu)
+            environ = self._cell_env(cell, env, gpu)
             gate, go = os.pipe()
             environ[GO_FD_VAR] = str(gate)
             try:

@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import os
 import platform
-import shlex
 import shutil
 import signal
 import threading
@@ -31,7 +30,7 @@ from .envs.engines import Engine, make_engine
 from .envs.lock import LOCK_NAME, MatrixLock, record_identity
 from .errors import ConfigError, ExitCode, UsageError
 from .matrix import Cell, build_cells, select_cells
-from .options import needs_stripping, strip_matrix_args
+from .options import CELL_ONLY_OPTIONS, strip_matrix_args
 from .protocol import ReportRelay
 from .report.live import make_reporter
 from .report.terminal import make_console, render_run
@@ -73,8 +72,6 @@ class SessionOptions:
     reportchars: str = "fE"
     #: per-cell pytest caches (off with -p no:cacheprovider)
     cell_caches: bool = True
-    #: the ini addopts the cells get, when ours or per-run options had to be taken out
-    ini_addopts: str | None = None
 
 
 def run_from_pytest(config: pytest.Config) -> ExitCode:
@@ -114,7 +111,6 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
         collect_only=bool(config.getoption("collectonly")),
         reportchars=_reportchars(config),
         cell_caches=not config.pluginmanager.is_blocked("cacheprovider"),
-        ini_addopts=_cell_ini_addopts(config),
     )
     if not options.list_only:
         check_test_paths(config)
@@ -130,17 +126,10 @@ def _reportchars(config: pytest.Config) -> str:
         return "fE"
 
 
-def _cell_ini_addopts(config: pytest.Config) -> str | None:
-    """The ini file's addopts without ours, for the cells; None when nothing had to go."""
-    try:
-        words = [str(w) for w in config.getini("addopts")]
-    except (ValueError, TypeError):
-        return None
-    return shlex.join(strip_matrix_args(words)) if needs_stripping(words) else None
-
-
 def check_test_paths(config: pytest.Config) -> None:
     """A path that does not exist is pytest's usage error, said once, not once per cell."""
+    if config.stash.get(CELL_ONLY_OPTIONS, None):
+        return  # their values, if any, look like paths to the outer run: the cells will see
     if config.getoption("pyargs", False) or config.args_source != pytest.Config.ArgsSource.ARGS:
         return
     base = config.invocation_params.dir
@@ -263,7 +252,6 @@ def run_session(
             previous_seconds=load_timings(timings),
             maxfail=options.maxfail,
             cell_caches=options.cell_caches,
-            ini_addopts=options.ini_addopts,
             relay=ReportRelay(pytest_config),
         ),
         hooked,

@@ -11,11 +11,14 @@ It runs on the cell's interpreter (CPython >= 3.9) with only the standard librar
 and is imported as a top-level module copied next to the run's files, never through the
 pytest_condamatrix package (which needs Python >= 3.10 and its dependencies).
 
+Its option ``--condamatrix-stream=PATH`` names the file to append JSON lines to (one object
+per line); on the command line, it also tells ``ps`` which run a cell belongs to.
+
 Environment it reads:
-  CONDAMATRIX_RESULTS  file to append JSON lines to (one object per line)
   CONDAMATRIX_CELL     the cell id, e.g. py3.12-cpu
   CONDAMATRIX_GPU      "0" when this cell may not use a GPU: tests marked ``gpu`` are skipped
   CONDAMATRIX_GPU_REASON  why, shown as the skip reason
+  CONDAMATRIX_OUTER_OPTIONS  {"flags": [...], "values": [...]}: the outer run's options
   CONDAMATRIX_GO_FD    a pipe to wait on before loading conftest.py files: a JSON object of
                        variables to set (e.g. CUDA_VISIBLE_DEVICES) means go; end of file
                        with nothing written means the run no longer wants this cell
@@ -37,7 +40,8 @@ import pytest
 #: a serialised report above this many characters has its traceback cut to text
 MAX_LINE = 1_000_000
 MAX_TEXT = 100_000
-#: written reports reach the file at least this often (seconds); failures at once
+#: reports without a category (setup/teardown that passed) reach the file at least this
+#: often (seconds); every other record at once
 FLUSH_SECONDS = 0.05
 #: pytest's own order of the summary line's categories (terminal.py); others follow
 KNOWN_TYPES = (
@@ -59,10 +63,35 @@ _last_flush = 0.0
 _config: Any = None
 
 
+def pytest_addoption(parser: Any) -> None:
+    group = parser.getgroup("conda-matrix cell")
+    group.addoption(
+        "--condamatrix-stream",
+        default=None,
+        metavar="PATH",
+        help="(set by pytest --conda-matrix) append this cell's reports to PATH",
+    )
+    # The outer run's options, where the cell's pytest reads them too (ini addopts): accepted
+    # here and ignored, as the outer run already took them.
+    try:
+        names = json.loads(os.environ.get("CONDAMATRIX_OUTER_OPTIONS", "{}"))
+    except ValueError:
+        names = {}
+    for kind, nargs in (("flags", 0), ("values", 1)):
+        for name in names.get(kind, ()) if isinstance(names, dict) else ():
+            try:
+                if nargs:
+                    group.addoption(name, dest="condamatrix_outer_" + name, help="(outer run)")
+                else:
+                    group.addoption(name, action="store_true", dest="condamatrix_outer_" + name)
+            except ValueError:  # pytest-condamatrix itself is installed in the cell
+                pass
+
+
 def _emit(record: dict[str, Any], urgent: bool = True) -> None:
     global _stream, _last_flush
     if _stream is None:
-        path = os.environ.get("CONDAMATRIX_RESULTS")
+        path = _config.getoption("condamatrix_stream") if _config is not None else None
         if not path:
             return
         _stream = open(path, "a", encoding="utf-8")  # noqa: SIM115, PTH123 - open all session
@@ -84,9 +113,7 @@ def _jsonable(value: object) -> object:
 
 def _owns_session(config: Any) -> bool:
     """False in a pytest-xdist worker: its controller streams the reports it forwards."""
-    return _stream is not None or (
-        bool(os.environ.get("CONDAMATRIX_RESULTS")) and not hasattr(config, "workerinput")
-    )
+    return bool(config.getoption("condamatrix_stream", None)) and not hasattr(config, "workerinput")
 
 
 def _modify_cells(config: Any, cells: Any) -> Any:
@@ -236,7 +263,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     category = _status(report)
     _emit(
         {"e": "test", "cat": category, "r": _serialise(report)},
-        urgent=report.failed,
+        urgent=bool(category),  # a crash may lose no test: only setup/teardown that passed
     )
 
 

@@ -136,7 +136,7 @@ def test_nothing_runs_from_a_results_file(
     for payload in PAYLOADS:
         data = {
             "schema": "pytest-condamatrix/results",
-            "version": 1,
+            "version": 2,
             "config": payload,
             "host": {"system": payload},
             "cells": [

@@ -124,7 +124,7 @@ def count_columns(run: RunResult) -> list[str]:
 def summary_table(run: RunResult, *, collect_only: bool = False) -> Table:
     table = Table(title="conda matrix", title_justify="left", show_lines=False)
     table.add_column("cell", style="bold", no_wrap=True)
-    table.add_column("env", overflow="fold")
+    table.add_column("env", overflow="fold", min_width=len("reused"))
     columns = ["collected", "error"] if collect_only else count_columns(run)
     for name in columns:
         table.add_column("errors" if name == "error" else name, justify="right")
