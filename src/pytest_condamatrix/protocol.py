@@ -30,7 +30,14 @@ if TYPE_CHECKING:
 MAX_TEXT = 100_000
 #: the outer plugins that must not see the cells' reports: they would print them as tests of
 #: the outer session (terminal), or act on a session the matrix run never starts
-SILENT_PLUGINS = ("terminalreporter", "stepwiseplugin", "lfplugin", "nfplugin", "junitxml")
+SILENT_PLUGINS = (
+    "terminalreporter",
+    "stepwiseplugin",
+    "lfplugin",
+    "nfplugin",
+    "junitxml",
+    "logging-plugin",  # only switches its own live-log section: not a listener
+)
 #: the attribute that names the cell on a relayed report (xdist puts its node on them)
 CELL_ATTRIBUTE = "condamatrix_cell"
 

@@ -314,6 +314,8 @@ class MatrixRunner:
         environ["CONDAMATRIX_GPU"] = "1" if gpu.gpu else "0"
         environ["CONDAMATRIX_GPU_REASON"] = gpu.reason
         environ[OUTER_OPTIONS_VAR] = OUTER_OPTIONS_JSON
+        # every report in full only when a plugin of the outer run listens: it costs more
+        environ["CONDAMATRIX_REPORTS"] = "all" if opts.relay.relays_tests else "short"
         if "PYTEST_ADDOPTS" in environ:
             environ["PYTEST_ADDOPTS"] = strip_addopts(environ["PYTEST_ADDOPTS"])
         return environ

@@ -18,6 +18,9 @@ Environment it reads:
   CONDAMATRIX_CELL     the cell id, e.g. py3.12-cpu
   CONDAMATRIX_GPU      "0" when this cell may not use a GPU: tests marked ``gpu`` are skipped
   CONDAMATRIX_GPU_REASON  why, shown as the skip reason
+  CONDAMATRIX_REPORTS  "all": every report in full (the outer run has plugins that listen);
+                       else reports that passed with no category (setup, teardown) are not
+                       sent, and passed ones are sent in short
   CONDAMATRIX_OUTER_OPTIONS  {"flags": [...], "values": [...]}: the outer run's options
   CONDAMATRIX_GO_FD    a pipe to wait on before loading conftest.py files: a JSON object of
                        variables to set (e.g. CUDA_VISIBLE_DEVICES) means go; end of file
@@ -61,6 +64,7 @@ KNOWN_TYPES = (
 _stream: IO[str] | None = None
 _last_flush = 0.0
 _config: Any = None
+_all_reports = True
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -170,13 +174,14 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    global _config
+    global _config, _all_reports
     config.addinivalue_line(
         "markers", "gpu: needs a usable NVIDIA GPU; skipped in cells that cannot use one"
     )
     if not _owns_session(config):
         return
     _config = config
+    _all_reports = os.environ.get("CONDAMATRIX_REPORTS", "all") == "all"
     _emit(
         {
             "e": "start",
@@ -256,15 +261,41 @@ def _status(report: Any) -> str:
     return str(category)
 
 
+def _short(report: Any) -> dict[str, Any]:
+    """What the outer run reads of a report that passed, when no plugin there wants it all."""
+    data = {
+        "$report_type": "TestReport",
+        "nodeid": report.nodeid,
+        "when": report.when,
+        "outcome": report.outcome,
+        "duration": report.duration,
+    }
+    if hasattr(report, "wasxfail"):
+        data["wasxfail"] = report.wasxfail
+    context = getattr(report, "context", None)  # a subtest's: pytest 9, pytest-subtests
+    if context is not None:
+        data["_subtest.context"] = {
+            "msg": getattr(context, "msg", None),
+            "kwargs": {str(k): repr(v) for k, v in dict(getattr(context, "kwargs", {})).items()},
+        }
+    return data
+
+
 @pytest.hookimpl(trylast=True)  # after the terminal reporter: the report is final
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if _config is None:
         return
+    if report.when != "call" and report.passed:
+        # a setup or teardown that passed has no category in pytest's own terminal reporter
+        if _all_reports:
+            _emit({"e": "test", "cat": "", "r": _serialise(report)}, urgent=False)
+        return
     category = _status(report)
-    _emit(
-        {"e": "test", "cat": category, "r": _serialise(report)},
-        urgent=bool(category),  # a crash may lose no test: only setup/teardown that passed
-    )
+    if report.passed and not _all_reports and not report.sections:
+        data = _short(report)
+    else:
+        data = _serialise(report)
+    _emit({"e": "test", "cat": category, "r": data})
 
 
 @pytest.hookimpl(trylast=True)
@@ -272,7 +303,8 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
     if _config is None:
         return
     category = "error" if report.failed else "skipped" if report.skipped else ""
-    _emit({"e": "collect", "cat": category, "r": _serialise(report)}, urgent=bool(category))
+    if category or _all_reports:
+        _emit({"e": "collect", "cat": category, "r": _serialise(report)}, urgent=bool(category))
 
 
 def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str, location: Any) -> None:
