@@ -29,6 +29,7 @@ YAML_NAMES = ("condamatrix.yml", "condamatrix.yaml")
 DEFAULT_CHANNELS = ("conda-forge",)
 ENGINES = ("rattler", "conda", "mamba", "micromamba")
 CUDA_POLICIES = ("skip", "cpu-tests", "fail")
+INSTALL_MODES = ("wheel", "editable", "none")
 # \Z, not $: "$" also matches before a final newline, which would reach file names.
 PYTHON_RE = re.compile(r"^3\.(\d+)(\.\d+)?\Z")
 CUDA_RE = re.compile(r"^\d+(\.\d+){0,2}\Z")
@@ -48,6 +49,9 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "gpu-jobs": "a positive whole number of cells that may use the GPU at once",
     "timeout": "seconds a cell may run before it is killed (a positive number)",
     "pythonpath": "a list of folders, relative to the config file, put on the cells' PYTHONPATH",
+    "install": "how the project reaches the cells: 'wheel', 'editable' or 'none' "
+    "(default: 'wheel' when pyproject.toml has a [build-system] table, else 'none')",
+    "install-extras": "a list of the project's extras whose requirements the envs must hold",
     "pytest-args": "a list of extra arguments given to pytest in every cell",
     "engine": f"the conda engine: one of {', '.join(ENGINES)}",
     "cuda-policy": "what to do with a CUDA cell this machine cannot run: "
@@ -109,6 +113,8 @@ class MatrixConfig:
     timeout: float | None = None
     pythonpath: tuple[Path, ...] = ()
     pytest_args: tuple[str, ...] = ()
+    install: str | None = None  # None: decided from the project (see install/__init__.py)
+    install_extras: tuple[str, ...] = ()
     engine: str = "rattler"
     cuda_policy: str = "skip"
     cuda_variants: Mapping[str, CudaVariantSpec] = field(default_factory=dict)
@@ -273,6 +279,10 @@ def parse_config(
                 hint="give folders relative to the configuration file",
             )
     pytest_args = _strings(raw.get("pytest-args", []), where, "pytest-args")
+    install = None
+    if "install" in raw:
+        install = _choice(raw["install"], INSTALL_MODES, where, "install")
+    install_extras = _strings(raw.get("install-extras", []), where, "install-extras")
     engine = _choice(raw.get("engine", "rattler"), ENGINES, where, "engine")
     cuda_policy = _choice(raw.get("cuda-policy", "skip"), CUDA_POLICIES, where, "cuda-policy")
     variants = _variants(raw.get("cuda-variants", {}), where, root)
@@ -302,6 +312,8 @@ def parse_config(
         timeout=timeout,
         pythonpath=pythonpath,
         pytest_args=pytest_args,
+        install=install,
+        install_extras=install_extras,
         engine=engine,
         cuda_policy=cuda_policy,
         cuda_variants=variants,

@@ -37,6 +37,7 @@ from .envs.cache import EnvCache, EnvStatus, LockWaitCancelled
 from .envs.engines import Engine
 from .envs.spec import EnvSpec, channel_fingerprint
 from .errors import CondaMatrixError
+from .install import InstallSettings, Overlay, prepare_install
 from .matrix import Cell
 from .results import CellResult, RunResult, TestResult
 from .slots import OrderedSlots, wait_interruptibly
@@ -100,6 +101,7 @@ class RunOptions:
     #: cell id -> identities of its locked packages (cells absent here are solved)
     locked: dict[str, tuple[str, ...]] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    install: InstallSettings | None = None  # None: the sources only, through pythonpath
 
 
 def make_spec(
@@ -138,6 +140,7 @@ class MatrixRunner:
         self._stop = threading.Event()
         self._driver: str | None = None
         self._finished: set[str] = set()  # cells whose pytest reached its sessionfinish
+        self._overlays: dict[str, Overlay] = {}  # the project installed for each cell
         jobs = max(1, options.jobs)
         self._build_slots = OrderedSlots(jobs + EXTRA_BUILDS, self._stop)
         self._start_slots = OrderedSlots(jobs + PRESTART_CELLS, self._stop)  # live processes
@@ -216,6 +219,14 @@ class MatrixRunner:
                         )
                     )
                 self._record_env(result, env)
+                if opts.install is not None:
+                    overlay = prepare_install(
+                        opts.install, cell, env.prefix, env.python, env.key, opts.run_dir
+                    )
+                    self._overlays[cell.id] = overlay
+                    if overlay.note:
+                        self.reporter.cell_phase(cell.id, overlay.note)
+                    result.env_reason = "; ".join(filter(None, (result.env_reason, overlay.note)))
                 decision = cuda.decide(
                     cell.cuda, self._driver, opts.cuda_policy, require_gpu=opts.require_gpu
                 )
@@ -276,10 +287,12 @@ class MatrixRunner:
         opts = self.options
         environ = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
         environ.update(opts.extra_env)
-        environ["PATH"] = f"{env.prefix / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
+        overlay = self._overlays.get(cell.id, Overlay())
+        bins = [*overlay.path, str(env.prefix / "bin")]
+        environ["PATH"] = os.pathsep.join([*bins, environ.get("PATH", "")])
         environ["CONDA_PREFIX"] = str(env.prefix)
         environ["PYTHONPATH"] = os.pathsep.join(
-            [str(opts.run_dir), *(str(p) for p in opts.pythonpath)]
+            [str(opts.run_dir), *overlay.pythonpath, *(str(p) for p in opts.pythonpath)]
         )
         environ["PYTHONNOUSERSITE"] = "1"  # ~/.local must not leak packages into a cell
         environ["CONDAMATRIX_CELL"] = cell.id
