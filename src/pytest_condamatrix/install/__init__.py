@@ -20,7 +20,7 @@ from . import backend, overlay
 from .metadata import requires_dist, write_static_metadata
 from .project import Project, read_project
 from .requirements import env_python_version, fix_for, installed, missing, site_packages
-from .sources import scan_sources
+from .sources import Sources, scan_sources
 from .wheels import cached_wheel
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ class InstallSettings:
     cache_root: Path
     extras: tuple[str, ...] = ()
     reason: str = ""  # why this mode, when it was not configured
+    #: the project's sources, read once as the run starts: every cell builds the same ones
+    sources: Sources | None = None
 
     @classmethod
     def from_config(
@@ -52,7 +54,8 @@ class InstallSettings:
             buildable = read_project(config.root).has_build_system
             mode = "wheel" if buildable else "none"
             reason = "[build-system] found" if buildable else "no [build-system]"
-        return cls(mode, config.root, cache_root, tuple(config.install_extras), reason)
+        sources = scan_sources(config.root) if mode != "none" else None
+        return cls(mode, config.root, cache_root, tuple(config.install_extras), reason, sources)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def prepare_install(
                 "table and no setup.py, so there is nothing to build",
                 hint="add a [build-system] table to pyproject.toml, or use install = 'none'",
             )
-        sources = scan_sources(settings.root)
+        sources = settings.sources or scan_sources(settings.root)
 
         def build(source: Path, out: Path) -> Path:
             return backend.build(
