@@ -175,7 +175,7 @@ def run_session(
         return ExitCode.OK
     check_report_paths(options)  # now, not after a run whose results would then be lost
     root = cache_root(options.cache_dir)
-    cache = EnvCache(root)
+    cache = EnvCache(root, project=str(config.root))
     lock = load_lock(config)
     engine = make_engine(options.engine or config.engine, root, lock=lock)
     locked = locked_cells(lock, cells, engine, options.locked, console)
