@@ -285,3 +285,33 @@ def test_export_of_an_unbuilt_cell_says_how_to_build_it(
     assert "pytest --conda-matrix --conda-matrix-select py3.12-cpu" in err
     assert main(["export", "py3.99-cpu", "--cache-dir", str(tmp_path)]) == 4
     assert "no cell 'py3.99-cpu'" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_export_right_after_lock_reads_the_lock(
+    pytester: pytest.Pytester,
+    matrix_project: MakeProject,
+    warm_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pytest_condamatrix.cli import main
+
+    project = matrix_project(
+        python=("3.12",), dependencies=("pytest", "tomli"), extra="pip = ['hypothesis']\n"
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        assert main(["lock", "--cache-dir", str(warm_cache)]) == 0
+        capsys.readouterr()
+        # no run since the lock: the locked env is not built, the lock itself is exported
+        assert main(["export", "py3.12-cpu", "--cache-dir", str(warm_cache)]) == 0
+        exported = capsys.readouterr().out
+        assert (
+            main(["export", "py3.12-cpu", "--cache-dir", str(warm_cache), "--format", "explicit"])
+            == 0
+        )
+        explicit = capsys.readouterr().out
+    assert "- tomli=" in exported and "- python=3.12" in exported
+    assert "- pip:\n  - hypothesis" in exported
+    urls = [line for line in explicit.splitlines() if line.startswith("file://")]
+    assert any("/tomli-" in u for u in urls) and all("#" in u for u in urls)
