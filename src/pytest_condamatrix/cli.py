@@ -227,7 +227,9 @@ def run_demo(pytest_args: Sequence[str], cache_dir: Path | None) -> int:
 
 
 def list_cells(config: Path | None) -> int:
-    _, cells = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=config))
+    matrix, cells = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=config))
+    if matrix.note:
+        print(matrix.note, file=sys.stderr)
     for cell in cells:
         print(f"{cell.id}\tpython={cell.python}\tcuda={cell.cuda}\t{' '.join(cell.specs)}")
     return int(ExitCode.OK)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .envfile import EnvironmentFile, check_pip_specs, load_environment_file, merge_dependencies
+from .envfile_checks import build_pin_note, drop_nodefaults, python_pin_note
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -242,14 +243,24 @@ def parse_config(
         )
         _specs(list(environment.dependencies), environment.path, "dependencies")
         dependencies = merge_dependencies(environment, dependencies, where=where)
+        listed, nodefaults = drop_nodefaults(environment.channels)
         file_channels = tuple(
             resolve_channel(c, environment.path.parent, where=environment.path, key="channels")
-            for c in environment.channels
+            for c in listed
         )
-        if "channels" not in raw and file_channels:
-            channels = file_channels
+        if "channels" not in raw and (file_channels or nodefaults):
+            channels = file_channels  # nodefaults: the file's channels only, not ours
         else:
             channels = tuple(dict.fromkeys((*channels, *file_channels)))
+        if nodefaults:
+            channels, _ = drop_nodefaults((*channels, "nodefaults"))
+        if not channels:
+            raise ConfigError(
+                "'nodefaults' leaves no channel",
+                file=environment.path,
+                key="channels",
+                hint="list the channels to use, e.g. [conda-forge, nodefaults]",
+            )
     pip = check_pip_specs(
         (*(environment.pip if environment else ()), *_strings(raw.get("pip", []), where, "pip")),
         root,
@@ -296,7 +307,7 @@ def parse_config(
             )
     known_cuda = {*cuda, *(rule.cuda for rule in include if rule.cuda is not None)}
     runners = _runners(raw.get("runners", {}), where, known_cuda)
-    return MatrixConfig(
+    config = MatrixConfig(
         root=root,
         source=source,
         python=python,
@@ -320,6 +331,23 @@ def parse_config(
         runners=runners,
         note=note,
     )
+    if environment is None:
+        return config
+    return _with_environment_notes(config, environment, where)
+
+
+def _with_environment_notes(config: MatrixConfig, env: EnvironmentFile, where: Any) -> MatrixConfig:
+    """Add to the run's note what the environment file's pins mean for the cells."""
+    from dataclasses import replace
+
+    from .matrix import build_cells  # matrix imports this module
+
+    pythons = tuple(
+        dict.fromkeys((*config.python, *(r.python for r in config.include if r.python)))
+    )
+    cells = [(c.id, c.python, c.cuda) for c in build_cells(config)]
+    notes = [config.note, python_pin_note(env, pythons, where), build_pin_note(env, cells)]
+    return replace(config, note="\n".join(n for n in notes if n) or None)
 
 
 def _show(value: Any) -> str:
