@@ -22,7 +22,7 @@ DEFAULTS = "defaults"
 _VERSION = re.compile(r"(\d+(?:\.\d+)*)")
 # a CUDA build string: cuda11.8, cuda118, cu118; a Python one: py3.11, py311
 _CUDA_BUILD = re.compile(r"(?:cuda|cu)(\d{2})\.?(\d)(?![\d.])|cuda(\d{2})\.(\d+)")
-_PY_BUILD = re.compile(r"(?:^|_)py(\d)\.?(\d{1,2})(?=_|$)")
+_PY_BUILD = re.compile(r"(?:^|_)py(\d)\.?(\d{1,2})(?=_|h[0-9a-f]|$)")
 
 
 def drop_nodefaults(channels: Sequence[str]) -> tuple[tuple[str, ...], bool]:
