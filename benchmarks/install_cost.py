@@ -147,7 +147,9 @@ def render(result: dict[str, object]) -> str:
     lines += [
         "",
         f"Whole warm run, 3 cells: `none` {walls['none']:.2f} s, `wheel` {walls['wheel']:.2f} s "
-        f"({walls['wheel'] - walls['none']:+.2f} s).",
+        f"({walls['wheel'] - walls['none']:+.2f} s); on a shared machine whole runs vary by",
+        "more than the per-cell cost, which is the figure to read. Reading the sources once per",
+        "run (`git ls-files` and hashing them) comes on top, once, not per cell.",
         END,
     ]
     return "\n".join(lines) + "\n"
