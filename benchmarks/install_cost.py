@@ -68,8 +68,9 @@ def make_project(folder: Path, channel: Path) -> None:
 def run_once(project: Path, cache: Path, mode: str) -> tuple[float, dict[str, object]]:
     out = project / "results.json"
     argv = [
-        sys.executable, "-m", "pytest", "--conda-matrix", "--conda-matrix-jobs", "1", "--conda-matrix-install",
-        mode, "--conda-matrix-cache-dir", str(cache), "--conda-matrix-json", str(out),
+        sys.executable, "-m", "pytest", "--conda-matrix", "--conda-matrix-jobs", "1",
+        "--conda-matrix-install", mode, "--conda-matrix-cache-dir", str(cache),
+        "--conda-matrix-json", str(out),
         "-p", "no:cacheprovider", "-q",
     ]  # fmt: skip
     start = time.perf_counter()
