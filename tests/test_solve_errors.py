@@ -34,9 +34,15 @@ def test_explanation_never_hides_the_solver_message() -> None:
 def test_every_spec_without_a_candidate_is_listed(
     run_matrix: RunMatrix, matrix_project: MakeProject, tmp_path: Path
 ) -> None:
-    matrix_project(dependencies=("pytest", "no-such-package", "pluggy >=99", "iniconfig"))
+    project = matrix_project(
+        dependencies=("pytest", "no-such-package", "pluggy >=99", "iniconfig"),
+        extra="environment = 'environment.yml'\n",
+    )
+    (project / "environment.yml").write_text("dependencies:\n  - from-the-file=1.0\n")
     result, data = run_matrix(tmp_path / "cache")
     assert result.ret != 0
     message = data["cells"][0]["message"]
-    assert "no package in the channels matches 'no-such-package', 'pluggy >=99'" in message
-    assert "(2 of 5 specs)" in message  # python, pytest, iniconfig have candidates
+    assert (
+        "no package in the channels matches 'from-the-file=1.0' (from environment.yml), "
+        "'no-such-package', 'pluggy >=99' (3 of 6 specs)"
+    ) in message  # python, pytest and iniconfig have candidates

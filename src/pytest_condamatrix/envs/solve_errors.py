@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..envfile import loaded_environment, spec_name
 from ..errors import EnvBuildError
 
 _URL = re.compile(r"(?:https?|file)://[^\s'\")]+")
@@ -34,7 +35,10 @@ def explain(
     exc: BaseException,
     find_missing: Callable[[], list[str]],
     detail: str,
+    environment_file: str = "",
 ) -> EnvBuildError:
+    """The error for a failed solve; ``environment_file``: the content hash of the cell's
+    environment file, whose specs are then marked as coming from it."""
     text = str(exc)
     if any(word in text.lower() for word in _NETWORK):
         url = _URL.search(text)
@@ -52,9 +56,15 @@ def explain(
     except Exception:  # the explanation must never hide the solver's message
         missing = []
     if missing:
+        env = loaded_environment(environment_file) if environment_file else None
+        from_file = {spec_name(s) for s in env.dependencies} if env else set()
+        named = [
+            repr(m) + (f" (from {env.path.name})" if env and spec_name(m) in from_file else "")
+            for m in missing
+        ]
         return EnvBuildError(
             f"cannot solve the env of {cell_id}: no package in the channels matches "
-            f"{', '.join(repr(m) for m in missing)} ({len(missing)} of {len(specs)} specs)",
+            f"{', '.join(named)} ({len(missing)} of {len(specs)} specs)",
             hint=f"fix or remove those specs, or add a channel that has them (searched: "
             f"{', '.join(channels)})",
         )
@@ -65,10 +75,13 @@ def explain(
 
 
 async def unmatched_specs(
-    gateway: Any, channels: Sequence[Any], platforms: Sequence[Any], specs: Sequence[Any]
+    gateway: Any, channels: Sequence[Any], platforms: Sequence[Any], specs: Sequence[str]
 ) -> list[str]:
-    """The specs (rattler MatchSpecs) no record of ``channels`` matches."""
-    wanted = [s for s in specs if s.name is not None and not s.name.normalized.startswith("__")]
-    found = await gateway.query(channels, platforms, wanted, recursive=False)
+    """The specs (as written) that no record of ``channels`` matches."""
+    from rattler import MatchSpec
+
+    parsed = [(s, MatchSpec(s, strict=False)) for s in specs]
+    wanted = [(s, m) for s, m in parsed if m.name and not m.name.normalized.startswith("__")]
+    found = await gateway.query(channels, platforms, [m for _, m in wanted], recursive=False)
     records = [record for per_channel in found for record in per_channel]
-    return [str(s) for s in wanted if not any(s.matches(r) for r in records)]
+    return [s for s, m in wanted if not any(m.matches(r) for r in records)]

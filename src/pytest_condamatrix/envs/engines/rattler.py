@@ -93,12 +93,11 @@ class RattlerEngine:
                 )
             )
         except Exception as exc:  # rattler raises SolverError, GatewayError, ... with good text
-            match = [rattler.MatchSpec(s, strict=False) for s in spec.specs]
             platforms = [Subdir(spec.platform), Subdir("noarch")]
             raise solve_errors.explain(
                 spec.cell_id, spec.specs, spec.channels, exc,
-                lambda: _run_async(unmatched_specs(gateway, channels, platforms, match)),
-                _first_lines(exc),
+                lambda: _run_async(unmatched_specs(gateway, channels, platforms, spec.specs)),
+                _first_lines(exc), spec.environment_file,
             ) from None  # fmt: skip
 
     def records_for(self, spec: EnvSpec) -> list[rattler.RepoDataRecord]:
