@@ -108,3 +108,13 @@ def test_numpy_project_runs_offline_on_every_python(
     for cell in cells.values():
         assert cell["counts"]["passed"] == 2
         assert any(p.startswith("numpy=") for p in cell["packages"])
+
+
+def test_cli_refuses_a_missing_wheelhouse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_condamatrix.cli import main
+
+    missing = tmp_path / "no-wheels"
+    assert main(["local-channel", str(tmp_path / "ch"), "--wheelhouse", str(missing)]) == 4
+    assert f"--wheelhouse {missing}: no such folder" in capsys.readouterr().err
