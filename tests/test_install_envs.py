@@ -203,3 +203,36 @@ def test_missing_backend_names_it_and_the_fix(
     message = cells["py3.12-cpu"]["message"]
     assert "'no_such_backend' needs condamatrix-no-such-backend" in message
     assert "add 'condamatrix-no-such-backend' to dependencies" in message
+
+
+def _pypi_reachable() -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_backend_missing_from_the_env_comes_from_the_index(
+    pytester: pytest.Pytester,
+    local_channel: LocalChannel,
+    warm_cache: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    if "3.12" not in local_channel.pythons:
+        pytest.skip("Python 3.12 is not on this machine")
+    if not _pypi_reachable():
+        pytest.skip("PyPI is not reachable: the backend cannot come from the index")
+    pure_project(pytester, local_channel, extra='description = "flit-built"')
+    text = (pytester.path / "pyproject.toml").read_text()
+    text = text.replace('requires = ["setuptools>=64"]', 'requires = ["flit_core>=3.9,<4"]')
+    text = text.replace("setuptools.build_meta", "flit_core.buildapi")
+    text = text.replace('"3.11", ', "").replace('"pytest", "setuptools"', '"pytest"')
+    (pytester.path / "pyproject.toml").write_text(text)
+    shutil.move(pytester.path / "src" / "puretool", pytester.path / "puretool")
+    out = tmp_path_factory.mktemp("out")
+    result, cells = run(pytester, warm_cache, local_channel, out, "--conda-matrix-install", "wheel")
+    assert result.ret == 0, result.stdout.str()
+    assert cells["py3.12-cpu"]["env_reason"].endswith("project wheel built")

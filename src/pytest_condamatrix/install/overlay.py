@@ -145,8 +145,9 @@ class _CaseParser(configparser.ConfigParser):
 
 
 def path_entries(overlay: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(PYTHONPATH entries, PATH entries) of an overlay."""
-    return (str(overlay / "boot"), str(overlay / "site")), (str(overlay / "bin"),)
+    """(PYTHONPATH entries, PATH entries) of an overlay: the folders it has."""
+    pythonpath = tuple(str(overlay / d) for d in ("boot", "site") if (overlay / d).is_dir())
+    return pythonpath, tuple(str(overlay / d) for d in ("bin",) if (overlay / d).is_dir())
 
 
 __all__ = ["clear", "install_wheel", "path_entries", "write_boot", "write_scripts"]
