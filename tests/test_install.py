@@ -36,6 +36,20 @@ def test_sources_skip_outputs_and_see_changes(tmp_path: Path) -> None:
     assert after.changes_since(before.files) == ["src/pkg/__init__.py"]
 
 
+def test_editable_installs_ignore_edits_of_python_modules(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("x = 1\n")
+    (tmp_path / "pkg" / "_c.c").write_text("int x;\n")
+    first = scan_sources(tmp_path).editable_digest
+    (tmp_path / "pkg" / "__init__.py").write_text("x = 2\n")
+    assert scan_sources(tmp_path).editable_digest == first  # imported from the tree
+    (tmp_path / "pkg" / "new.py").write_text("")
+    second = scan_sources(tmp_path).editable_digest
+    assert second != first  # a new module may need a new editable wheel
+    (tmp_path / "pkg" / "_c.c").write_text("int y;\n")
+    assert scan_sources(tmp_path).editable_digest != second  # compiled code is rebuilt
+
+
 def test_sources_follow_git_ignore(tmp_path: Path) -> None:
     git = ["git", "-c", "user.email=a@b", "-c", "user.name=a"]
     if subprocess.run([*git, "init", "-q", str(tmp_path)], check=False).returncode != 0:

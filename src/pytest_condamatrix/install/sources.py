@@ -33,6 +33,17 @@ class Sources:
         text = json.dumps(self.files, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
+    @property
+    def editable_digest(self) -> str:
+        """What an editable install depends on: every file's path, and the content of all but
+        the Python modules (an editable install imports those from the tree as they are)."""
+        kept = {
+            rel: ("" if rel.endswith(".py") and rel.rsplit("/", 1)[-1] != "setup.py" else sha)
+            for rel, sha in self.files.items()
+        }
+        text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def changes_since(self, old: dict[str, str]) -> list[str]:
         """The files added, removed or changed since ``old``, sorted."""
         names = set(old) | set(self.files)

@@ -46,7 +46,8 @@ def cached_wheel(
     cache_root: Path, name: str, sources: Sources, mode: str, env_key: str, builder: Builder
 ) -> Built:
     project = cache_root / "project-wheels" / f"{name or 'project'}-{_short(str(sources.root))}"
-    base = project / sources.digest[:16] / mode
+    digest = sources.editable_digest if mode == "editable" else sources.digest
+    base = project / digest[:16] / mode
     base.mkdir(parents=True, exist_ok=True)
     with FileLock(str(base / "any.lock")):
         found = _wheel_in(base / "any")
@@ -93,7 +94,8 @@ def _note(project: Path, sources: Sources, mode: str, slot: str) -> str:
         state = _read_json(state_file)
         key = f"{mode}|{slot}"
         old = state.get(key)
-        state[key] = {"digest": sources.digest, "files": sources.files}
+        digest = sources.editable_digest if mode == "editable" else sources.digest
+        state[key] = {"digest": digest, "files": sources.files}
         tmp = state_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
         tmp.replace(state_file)
