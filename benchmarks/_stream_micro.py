@@ -35,7 +35,7 @@ def main() -> None:
     config.pluginmanager.register(worker, "_condamatrix_worker")
     worker._config = config
     worker._all_reports = (sys.argv[4] if len(sys.argv) > 4 else "short") == "all"
-    worker._stream = open(results, "a", encoding="utf-8")  # noqa: SIM115
+    worker._stream = open(results, "a", encoding="utf-8")  # noqa: SIM115, PTH123
     hook = config.hook.pytest_runtest_logreport
     reports = [
         [

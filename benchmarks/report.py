@@ -231,7 +231,9 @@ def write_json(results: dict[str, Any], path: Path, scrub: Iterable[tuple[str, s
 def write_markdown(
     results: dict[str, Any], path: Path, scrub: Iterable[tuple[str, str]] = ()
 ) -> None:
-    _write(path, _scrub(render_markdown(results), scrub))
+    from .install_cost import kept_section  # its own command writes that section
+
+    _write(path, _scrub(render_markdown(results), scrub) + kept_section(path))
 
 
 def _scrub(text: str, pairs: Iterable[tuple[str, str]]) -> str:

@@ -285,3 +285,108 @@ def test_export_of_an_unbuilt_cell_says_how_to_build_it(
     assert "pytest --conda-matrix --conda-matrix-select py3.12-cpu" in err
     assert main(["export", "py3.99-cpu", "--cache-dir", str(tmp_path)]) == 4
     assert "no cell 'py3.99-cpu'" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_export_right_after_lock_reads_the_lock(
+    pytester: pytest.Pytester,
+    matrix_project: MakeProject,
+    warm_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pytest_condamatrix.cli import main
+
+    project = matrix_project(
+        python=("3.12",), dependencies=("pytest", "tomli"), extra="pip = ['hypothesis']\n"
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(project)
+        assert main(["lock", "--cache-dir", str(warm_cache)]) == 0
+        capsys.readouterr()
+        # no run since the lock: the locked env is not built, the lock itself is exported
+        assert main(["export", "py3.12-cpu", "--cache-dir", str(warm_cache)]) == 0
+        exported = capsys.readouterr().out
+        assert (
+            main(["export", "py3.12-cpu", "--cache-dir", str(warm_cache), "--format", "explicit"])
+            == 0
+        )
+        explicit = capsys.readouterr().out
+    assert "- tomli=" in exported and "- python=3.12" in exported
+    assert "- pip:\n  - hypothesis" in exported
+    urls = [line for line in explicit.splitlines() if line.startswith("file://")]
+    assert any("/tomli-" in u for u in urls) and all("#" in u for u in urls)
+
+
+def test_python_pin_of_the_file_is_reported_as_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_condamatrix.cli import main
+
+    write(tmp_path / "environment.yml", "dependencies:\n  - python=3.11.5\n  - pytest\n")
+    write(tmp_path / "condamatrix.yml", "python: ['3.11', '3.12']\nenvironment: environment.yml\n")
+    config = load_config(tmp_path / "condamatrix.yml")
+    assert config.note == (
+        "environment.yml: 'python=3.11.5' is replaced by the python axis (3.11, 3.12)"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["list"]) == 0
+    assert "'python=3.11.5' is replaced by the python axis" in capsys.readouterr().err
+
+
+def test_python_pin_that_contradicts_a_cell_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path / "environment.yml", "dependencies:\n  - python=3.11.5\n")
+    with pytest.raises(ConfigError, match=r"pins 'python=3\.11\.5', which contradicts") as err:
+        load_config(
+            write(
+                tmp_path / "condamatrix.yml", "python: ['3.11.4']\nenvironment: environment.yml\n"
+            )
+        )
+    assert "the python axis decides" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("file_channels", "config_channels", "expected"),
+    [
+        ("[conda-forge, nodefaults]", None, ("conda-forge",)),
+        ("[defaults, conda-forge, nodefaults]", None, ("conda-forge",)),
+        ("[nodefaults]", "[conda-forge, defaults]", ("conda-forge",)),
+        ("[conda-forge, defaults]", None, ("conda-forge", "defaults")),  # no nodefaults
+    ],
+)
+def test_nodefaults_drops_the_default_channels(
+    tmp_path: Path, file_channels: str, config_channels: str | None, expected: tuple[str, ...]
+) -> None:
+    write(tmp_path / "environment.yml", f"channels: {file_channels}\ndependencies: [pytest]\n")
+    text = "python: ['3.12']\nenvironment: environment.yml\n"
+    if config_channels:
+        text += f"channels: {config_channels}\n"
+    assert load_config(write(tmp_path / "condamatrix.yml", text)).channels == expected
+
+
+def test_nodefaults_alone_leaves_no_channel(tmp_path: Path) -> None:
+    write(tmp_path / "environment.yml", "channels: [nodefaults]\ndependencies: [pytest]\n")
+    with pytest.raises(ConfigError, match="'nodefaults' leaves no channel"):
+        load_config(
+            write(tmp_path / "condamatrix.yml", "python: ['3.12']\nenvironment: environment.yml\n")
+        )
+
+
+def test_spec_pinned_to_one_cuda_build_is_flagged_for_the_cells_it_cannot_fit(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path / "environment.yml",
+        "dependencies:\n  - pytorch=2.0.1=py3.11_cuda11.8_0\n  - numpy=1.26=py311h_0\n",
+    )
+    config = load_config(
+        write(
+            tmp_path / "condamatrix.yml",
+            "python: ['3.11']\ncuda: [cpu, '11.8', '12.1']\nenvironment: environment.yml\n",
+        )
+    )
+    assert config.note is not None
+    assert (
+        "'pytorch=2.0.1=py3.11_cuda11.8_0' is a build for CUDA 11.8 and Python 3.11 only: "
+        "it cannot fit py3.11-cpu, py3.11-cu12.1"
+    ) in config.note
+    assert "numpy" not in config.note  # no CUDA or Python in its build string

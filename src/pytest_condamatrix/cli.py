@@ -56,6 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="X.Y",
         help=f"a Python version to package (repeatable; default: {', '.join(DEMO_PYTHONS)})",
     )
+    channel.add_argument(
+        "--wheel",
+        action="append",
+        dest="wheels",
+        default=[],
+        metavar="REQ",
+        help="a pip requirement to add with its dependencies, e.g. numpy or 'hypothesis>=6' "
+        "(repeatable): pip downloads the wheels for each Python, pure or binary",
+    )
+    channel.add_argument(
+        "--wheelhouse",
+        type=Path,
+        metavar="DIR",
+        help="a folder of wheels to add (no network); with --wheel, where pip looks first",
+    )
 
     lock = sub.add_parser(
         "lock",
@@ -108,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return run_demo(extra, args.cache_dir)
         if args.command == "local-channel":
-            return make_local_channel(args.dir, tuple(args.pythons or DEMO_PYTHONS))
+            return make_local_channel(
+                args.dir, tuple(args.pythons or DEMO_PYTHONS), tuple(args.wheels), args.wheelhouse
+            )
         if args.command == "list":
             return list_cells(args.config)
         if args.command == "gh-matrix":
@@ -141,12 +158,25 @@ def demo_project() -> Path:
     raise CondaMatrixError("the demo project is missing from this installation")
 
 
-def _build_channel(dest: Path, pythons: tuple[str, ...]) -> tuple[Path, tuple[str, ...]]:
+def _build_channel(
+    dest: Path,
+    pythons: tuple[str, ...],
+    wheels: tuple[str, ...] = (),
+    wheelhouse: Path | None = None,
+) -> tuple[Path, tuple[str, ...]]:
     from .testing import ChannelBuildError, build_local_channel
 
     console = make_console(sys.stderr)
+    if wheelhouse is not None and not wheelhouse.is_dir():
+        raise UsageError(f"--wheelhouse {wheelhouse}: no such folder")
     try:
-        channel = build_local_channel(dest, pythons, progress=lambda m: console.print(m))
+        channel = build_local_channel(
+            dest,
+            pythons,
+            progress=lambda m: console.print(m),
+            wheels=wheels,
+            wheelhouse=wheelhouse.resolve() if wheelhouse else None,
+        )
     except ChannelBuildError as exc:
         raise EnvBuildError(str(exc)) from None
     for version in channel.missing:
@@ -154,8 +184,13 @@ def _build_channel(dest: Path, pythons: tuple[str, ...]) -> tuple[Path, tuple[st
     return channel.path, channel.pythons
 
 
-def make_local_channel(dest: Path, pythons: tuple[str, ...]) -> int:
-    path, found = _build_channel(dest.resolve(), pythons)
+def make_local_channel(
+    dest: Path,
+    pythons: tuple[str, ...],
+    wheels: tuple[str, ...] = (),
+    wheelhouse: Path | None = None,
+) -> int:
+    path, found = _build_channel(dest.resolve(), pythons, wheels, wheelhouse)
     if not found:
         raise EnvBuildError(
             f"none of Python {', '.join(pythons)} was found on this machine",
@@ -192,7 +227,9 @@ def run_demo(pytest_args: Sequence[str], cache_dir: Path | None) -> int:
 
 
 def list_cells(config: Path | None) -> int:
-    _, cells = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=config))
+    matrix, cells = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=config))
+    if matrix.note:
+        print(matrix.note, file=sys.stderr)
     for cell in cells:
         print(f"{cell.id}\tpython={cell.python}\tcuda={cell.cuda}\t{' '.join(cell.specs)}")
     return int(ExitCode.OK)

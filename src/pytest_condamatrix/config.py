@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .envfile import EnvironmentFile, check_pip_specs, load_environment_file, merge_dependencies
+from .envfile_checks import build_pin_note, drop_nodefaults, python_pin_note
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -29,6 +30,7 @@ YAML_NAMES = ("condamatrix.yml", "condamatrix.yaml")
 DEFAULT_CHANNELS = ("conda-forge",)
 ENGINES = ("rattler", "conda", "mamba", "micromamba")
 CUDA_POLICIES = ("skip", "cpu-tests", "fail")
+INSTALL_MODES = ("wheel", "editable", "none")
 # \Z, not $: "$" also matches before a final newline, which would reach file names.
 PYTHON_RE = re.compile(r"^3\.(\d+)(\.\d+)?\Z")
 CUDA_RE = re.compile(r"^\d+(\.\d+){0,2}\Z")
@@ -48,6 +50,9 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "gpu-jobs": "a positive whole number of cells that may use the GPU at once",
     "timeout": "seconds a cell may run before it is killed (a positive number)",
     "pythonpath": "a list of folders, relative to the config file, put on the cells' PYTHONPATH",
+    "install": "how the project reaches the cells: 'wheel', 'editable' or 'none' "
+    "(default: 'wheel' when pyproject.toml has a [build-system] table, else 'none')",
+    "install-extras": "a list of the project's extras whose requirements the envs must hold",
     "pytest-args": "a list of extra arguments given to pytest in every cell",
     "engine": f"the conda engine: one of {', '.join(ENGINES)}",
     "cuda-policy": "what to do with a CUDA cell this machine cannot run: "
@@ -111,6 +116,8 @@ class MatrixConfig:
     timeout: float | None = None
     pythonpath: tuple[Path, ...] = ()
     pytest_args: tuple[str, ...] = ()
+    install: str | None = None  # None: decided from the project (see install/__init__.py)
+    install_extras: tuple[str, ...] = ()
     engine: str = "rattler"
     cuda_policy: str = "skip"
     add_pytest: bool = True  # a cell whose specs name no pytest gets it: it runs pytest
@@ -239,14 +246,24 @@ def parse_config(
         )
         _specs(list(environment.dependencies), environment.path, "dependencies")
         dependencies = merge_dependencies(environment, dependencies, where=where)
+        listed, nodefaults = drop_nodefaults(environment.channels)
         file_channels = tuple(
             resolve_channel(c, environment.path.parent, where=environment.path, key="channels")
-            for c in environment.channels
+            for c in listed
         )
-        if "channels" not in raw and file_channels:
-            channels = file_channels
+        if "channels" not in raw and (file_channels or nodefaults):
+            channels = file_channels  # nodefaults: the file's channels only, not ours
         else:
             channels = tuple(dict.fromkeys((*channels, *file_channels)))
+        if nodefaults:
+            channels, _ = drop_nodefaults((*channels, "nodefaults"))
+        if not channels:
+            raise ConfigError(
+                "'nodefaults' leaves no channel",
+                file=environment.path,
+                key="channels",
+                hint="list the channels to use, e.g. [conda-forge, nodefaults]",
+            )
     pip = check_pip_specs(
         (*(environment.pip if environment else ()), *_strings(raw.get("pip", []), where, "pip")),
         root,
@@ -276,6 +293,10 @@ def parse_config(
                 hint="give folders relative to the configuration file",
             )
     pytest_args = _strings(raw.get("pytest-args", []), where, "pytest-args")
+    install = None
+    if "install" in raw:
+        install = _choice(raw["install"], INSTALL_MODES, where, "install")
+    install_extras = _strings(raw.get("install-extras", []), where, "install-extras")
     engine = _choice(raw.get("engine", "rattler"), ENGINES, where, "engine")
     cuda_policy = _choice(raw.get("cuda-policy", "skip"), CUDA_POLICIES, where, "cuda-policy")
     add_pytest = raw.get("add-pytest", True)
@@ -297,7 +318,7 @@ def parse_config(
             )
     known_cuda = {*cuda, *(rule.cuda for rule in include if rule.cuda is not None)}
     runners = _runners(raw.get("runners", {}), where, known_cuda)
-    return MatrixConfig(
+    config = MatrixConfig(
         root=root,
         source=source,
         python=python,
@@ -313,6 +334,8 @@ def parse_config(
         timeout=timeout,
         pythonpath=pythonpath,
         pytest_args=pytest_args,
+        install=install,
+        install_extras=install_extras,
         engine=engine,
         cuda_policy=cuda_policy,
         add_pytest=add_pytest,
@@ -320,6 +343,23 @@ def parse_config(
         runners=runners,
         note=note,
     )
+    if environment is None:
+        return config
+    return _with_environment_notes(config, environment, where)
+
+
+def _with_environment_notes(config: MatrixConfig, env: EnvironmentFile, where: Any) -> MatrixConfig:
+    """Add to the run's note what the environment file's pins mean for the cells."""
+    from dataclasses import replace
+
+    from .matrix import build_cells  # matrix imports this module
+
+    pythons = tuple(
+        dict.fromkeys((*config.python, *(r.python for r in config.include if r.python)))
+    )
+    cells = [(c.id, c.python, c.cuda) for c in build_cells(config)]
+    notes = [config.note, python_pin_note(env, pythons, where), build_pin_note(env, cells)]
+    return replace(config, note="\n".join(n for n in notes if n) or None)
 
 
 def _show(value: Any) -> str:

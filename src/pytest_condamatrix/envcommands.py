@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import yaml
+from rattler import RepoDataRecord
 
 from .envs.cache import STAMP, EnvCache
 from .envs.engines.rattler import RattlerEngine, check_cpu_solution
@@ -72,14 +73,22 @@ def export_cell(options: SessionOptions, cell_id: str, fmt: str) -> str:
     )
     prefix = cache.prefix_for(spec)
     stamp_path = prefix / STAMP
-    if not stamp_path.is_file():
+    if stamp_path.is_file():
+        records = _prefix_records(prefix)
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+        pip = [p.removeprefix("pip:") for p in stamp.get("packages", []) if p.startswith("pip:")]
+    elif lock is not None and cell.id in locked:
+        # a fitting lock pins every conda package: no env needs to exist (right after
+        # `condamatrix lock`); pip requirements are not locked, so they are as configured
+        records = _lock_records(lock.records(cell.id, engine.platform) or [])
+        pip = list(cell.pip)
+    else:
         raise UsageError(
-            f"the env of {cell_id} for the current configuration is not built",
-            hint=f"build it first: pytest --conda-matrix --conda-matrix-select {cell_id}",
+            f"the env of {cell_id} for the current configuration is not built, and no "
+            f"{LOCK_NAME} fits it",
+            hint=f"build it first: pytest --conda-matrix --conda-matrix-select {cell_id}, "
+            "or write a lock with `condamatrix lock`",
         )
-    records = _prefix_records(prefix)
-    stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
-    pip = [p.removeprefix("pip:") for p in stamp.get("packages", []) if p.startswith("pip:")]
     if fmt == "explicit":
         lines = [
             f"# {cell_id}: exported by condamatrix; create with: conda create --file THIS_FILE",
@@ -97,6 +106,20 @@ def export_cell(options: SessionOptions, cell_id: str, fmt: str) -> str:
         deps.append({"pip": pip})
     document = {"name": cell_id, "channels": list(cell.channels), "dependencies": deps}
     return yaml.safe_dump(document, sort_keys=False)
+
+
+def _lock_records(locked: list[RepoDataRecord]) -> list[dict[str, str]]:
+    records = [
+        {
+            "name": r.name.normalized,
+            "version": str(r.version),
+            "build": str(r.build),
+            "url": str(r.url),
+            "md5": r.md5.hex() if r.md5 else "",
+        }
+        for r in locked
+    ]
+    return sorted(records, key=lambda r: r["name"])
 
 
 def _prefix_records(prefix: Path) -> list[dict[str, str]]:

@@ -88,7 +88,7 @@ def load_environment_file(path: Path, *, where: Any, key: str) -> EnvironmentFil
                 file=path,
                 key=f"dependencies[{i}]",
             )
-    return EnvironmentFile(
+    loaded = EnvironmentFile(
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
         channels=tuple(channels),
@@ -96,6 +96,17 @@ def load_environment_file(path: Path, *, where: Any, key: str) -> EnvironmentFil
         pip=tuple(pip),
         dropped=tuple(dropped),
     )
+    _LOADED[loaded.sha256] = loaded
+    return loaded
+
+
+#: environment files read by this process, by content hash (an env spec holds that hash)
+_LOADED: dict[str, EnvironmentFile] = {}
+
+
+def loaded_environment(sha256: str) -> EnvironmentFile | None:
+    """The environment file with this content, if this process has read it."""
+    return _LOADED.get(sha256)
 
 
 def _string_list(value: Any, path: Path, key: str) -> list[str]:

@@ -86,3 +86,9 @@ class ResultsError(CondaMatrixError):
     """A results file is malformed, of another schema, or not written by us."""
 
     exit_code = ExitCode.RESULTS_ERROR
+
+
+class InstallError(CondaMatrixError):
+    """The project under test could not be built or installed into a cell's overlay."""
+
+    exit_code = ExitCode.ENV_ERROR

@@ -26,6 +26,7 @@ VALUE_OPTIONS = (
     "--conda-matrix-timeout",
     "--conda-matrix-config",
     "--conda-matrix-engine",
+    "--conda-matrix-install",
 )
 FLAG_OPTIONS = (
     "--conda-matrix",

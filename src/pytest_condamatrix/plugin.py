@@ -143,6 +143,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="build envs with this engine instead of the configured one (default: config "
         "'engine', else rattler, built in); conda, mamba and micromamba must be on PATH",
     )
+    group.addoption(
+        "--conda-matrix-install",
+        default=None,
+        choices=("wheel", "editable", "none"),
+        help="how the project reaches the cells, instead of the configured 'install': its "
+        "wheel, an editable install, or its sources on pythonpath",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

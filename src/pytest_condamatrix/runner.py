@@ -37,6 +37,7 @@ from .envs.cache import EnvCache, EnvStatus, LockWaitCancelled
 from .envs.engines import Engine
 from .envs.spec import EnvSpec, channel_fingerprint
 from .errors import CondaMatrixError
+from .install import InstallSettings, Overlay, prepare_install
 from .matrix import Cell
 from .options import FLAG_OPTIONS, VALUE_OPTIONS, strip_addopts
 from .outcome import classify
@@ -111,6 +112,7 @@ class RunOptions:
     cell_caches: bool = True
     #: where the cells' reports go: results, and the outer pytest's hooks
     relay: ReportRelay = field(default_factory=ReportRelay)
+    install: InstallSettings | None = None  # None: the sources only, through pythonpath
 
 
 def make_spec(
@@ -151,6 +153,7 @@ class MatrixRunner:
         self._failures = 0  # failed reports in all cells, for --maxfail across the matrix
         self._halted_by = ""  # the cell whose failure reached --maxfail
         self._count_lock = threading.Lock()
+        self._overlays: dict[str, Overlay] = {}  # the project installed for each cell
         jobs = max(1, options.jobs)
         self._build_slots = OrderedSlots(jobs + EXTRA_BUILDS, self._stop)
         self._start_slots = OrderedSlots(jobs + PRESTART_CELLS, self._stop)  # live processes
@@ -244,6 +247,14 @@ class MatrixRunner:
                 self._record_env(result, env)
                 if self._halted(result):
                     return
+                if opts.install is not None:
+                    overlay = prepare_install(
+                        opts.install, cell, env.prefix, env.python, env.key, opts.run_dir
+                    )
+                    self._overlays[cell.id] = overlay
+                    if overlay.note:
+                        self.reporter.cell_phase(cell.id, overlay.note)
+                    result.env_reason = "; ".join(filter(None, (result.env_reason, overlay.note)))
                 decision = cuda.decide(
                     cell.cuda, self._driver, opts.cuda_policy, require_gpu=opts.require_gpu
                 )
@@ -302,10 +313,12 @@ class MatrixRunner:
         opts = self.options
         environ = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
         environ.update(opts.extra_env)
-        environ["PATH"] = f"{env.prefix / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
+        overlay = self._overlays.get(cell.id, Overlay())
+        bins = [*overlay.path, str(env.prefix / "bin")]
+        environ["PATH"] = os.pathsep.join([*bins, environ.get("PATH", "")])
         environ["CONDA_PREFIX"] = str(env.prefix)
         environ["PYTHONPATH"] = os.pathsep.join(
-            [str(opts.run_dir), *(str(p) for p in opts.pythonpath)]
+            [str(opts.run_dir), *overlay.pythonpath, *(str(p) for p in opts.pythonpath)]
         )
         environ["PYTHONNOUSERSITE"] = "1"  # ~/.local must not leak packages into a cell
         environ["CONDAMATRIX_CELL"] = cell.id

@@ -29,6 +29,7 @@ from .envs.cache import EnvCache
 from .envs.engines import Engine, make_engine
 from .envs.lock import LOCK_NAME, MatrixLock, record_identity
 from .errors import ConfigError, ExitCode, UsageError
+from .install import InstallSettings
 from .matrix import Cell, build_cells, select_cells
 from .options import CELL_ONLY_OPTIONS, strip_matrix_args
 from .protocol import ReportRelay
@@ -55,6 +56,7 @@ class SessionOptions:
     require_gpu: bool = False
     locked: bool = False
     engine: str | None = None  # overrides the configured engine
+    install: str | None = None  # overrides the configured install mode
     cache_dir: Path | None = None
     json_path: Path | None = None
     junit_path: Path | None = None
@@ -92,6 +94,7 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
         cwd=config.invocation_params.dir,
         config_path=path("conda_matrix_config"),
         engine=config.getoption("conda_matrix_engine"),
+        install=config.getoption("conda_matrix_install"),
         select=tuple(config.getoption("conda_matrix_select")),
         jobs=jobs,
         gpu_jobs=gpu_jobs,
@@ -208,12 +211,13 @@ def run_session(
         return ExitCode.OK
     check_report_paths(options)  # now, not after a run whose results would then be lost
     root = cache_root(options.cache_dir)
-    cache = EnvCache(root)
+    cache = EnvCache(root, project=str(config.root))
     lock = load_lock(config)
     engine = make_engine(options.engine or config.engine, root, lock=lock)
     locked = locked_cells(lock, cells, engine, options.locked, console)
     pythonpath = config.pythonpath
-    if not pythonpath and (config.root / "src").is_dir():
+    install = InstallSettings.from_config(config, options.install, root)
+    if not pythonpath and (config.root / "src").is_dir() and install.mode == "none":
         pythonpath = (config.root / "src",)
     run_dir = _new_run_dir(root)
     timings = timings_file(root, config.root)
@@ -244,6 +248,7 @@ def run_session(
             rebuild=options.rebuild,
             pytest_args=(*config.pytest_args, *options.pytest_args),
             pythonpath=pythonpath,
+            install=install,
             cuda_policy=config.cuda_policy,
             require_gpu=options.require_gpu,
             extra_env=options.extra_env,

@@ -40,6 +40,7 @@ from filelock import ReadWriteLock, Timeout
 
 from .. import __version__
 from ..errors import CacheError
+from .history import ProjectHistory
 from .spec import EnvSpec, describe_changes
 
 STAMP = Path("conda-meta") / "condamatrix-stamp.json"
@@ -85,8 +86,11 @@ def python_executable(prefix: Path) -> Path:
 class EnvCache:
     """Reuse, build and lock environments under one cache root."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, project: str | None = None) -> None:
+        """``project``: the folder of the project whose runs use the cache; a rebuild is
+        then explained against that project's previous env of the cell."""
         self.root = root
+        self.history = ProjectHistory(root, project) if project else None
         try:
             for sub in ("envs", "locks", "tmp", "trash", "pkgs"):
                 (root / sub).mkdir(parents=True, exist_ok=True)
@@ -170,6 +174,8 @@ class EnvCache:
                     stamp, _ = self._check(spec, files=built is None)
                     if stamp is not None:
                         self._touch(spec)
+                        if self.history is not None:
+                            self.history.remember(spec.cell_id, spec.key, spec.inputs())
                         yield built or EnvStatus(
                             prefix=self.prefix_for(spec),
                             key=spec.key,
@@ -219,7 +225,15 @@ class EnvCache:
         return stamp, ""
 
     def _why_missing(self, spec: EnvSpec) -> str:
-        """Explain a cache miss by diffing against the newest env of the same cell, if any."""
+        """Explain a cache miss by diffing against the project's previous env of the cell, or
+        (without a project) the newest env of the same cell id, if any."""
+        if self.history is not None:
+            previous = self.history.inputs_of(spec.cell_id)
+            if previous is None:
+                return "new"
+            if previous == spec.inputs():
+                return "the env was removed from the cache"
+            return "inputs changed: " + describe_changes(previous, spec.inputs())
         pattern = re.compile(re.escape(spec.cell_id) + r"-[0-9a-f]{8}")
         newest: tuple[float, dict[str, Any]] | None = None
         for entry in (self.root / "envs").iterdir():

@@ -104,10 +104,22 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
             continue
         if name in SUMMARISED:
             parts.append(SUMMARISED[name])
-        elif isinstance(before, list) and isinstance(after, list):
+            continue
+        if isinstance(before, list) or isinstance(after, list):
+            before, after = before or [], after or []  # an input absent before is empty
+        if isinstance(before, list) and isinstance(after, list):
             changes = [f"+{x}" for x in after if x not in before]
             changes += [f"-{x}" for x in before if x not in after]
             parts.append(f"{name}: {', '.join(changes) if changes else 'order changed'}")
         else:
-            parts.append(f"{name}: {before!r} -> {after!r}")
+            parts.append(f"{name}: {_show(before)} -> {_show(after)}")
     return "; ".join(parts) if parts else "no input changed"
+
+
+def _show(value: Any) -> str:
+    """A value as a user wrote it: ``3.12``, not ``'3.12'``; nothing as ``(none)``."""
+    if value is None or value == "":
+        return "(none)"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "(none)"
+    return str(value)

@@ -6,6 +6,8 @@ The channel holds:
   (`python_package`);
 - noarch python packages made from pinned pure-Python wheels from PyPI: pytest, pluggy,
   pip, setuptools, ... one per (wheel, Python minor) (`wheels`);
+- any other wheels asked for (`wheels=`, `wheelhouse=`; `extra_wheels`), pure ones as
+  noarch packages and binary ones (numpy) as packages of the current subdir, one per Python;
 - `cuda-version` metapackages and the `cudademo` package with CPU/CUDA variants
   (`cuda_packages`).
 
@@ -36,6 +38,12 @@ from filelock import FileLock
 from pytest_condamatrix.testing.conda_package import PackageFile, PackageMeta, write_conda
 from pytest_condamatrix.testing.cuda_packages import cuda_packages
 from pytest_condamatrix.testing.errors import INSTALL_HINT, ChannelBuildError
+from pytest_condamatrix.testing.extra_wheels import (
+    binary_files,
+    binary_meta,
+    is_pure,
+    select_extra_wheels,
+)
 from pytest_condamatrix.testing.interpreters import Interpreter, probe_interpreters
 from pytest_condamatrix.testing.pyc import compile_pyc
 from pytest_condamatrix.testing.python_package import (
@@ -98,6 +106,8 @@ def build_local_channel(
     *,
     wheel_cache: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    wheels: Sequence[str] = (),
+    wheelhouse: Path | None = None,
 ) -> LocalChannel:
     """Build (or update incrementally) a conda channel in `dest`.
 
@@ -105,6 +115,10 @@ def build_local_channel(
     skipped and reported through `progress` and `LocalChannel.missing`. Wheels are downloaded
     once into `wheel_cache` (default: `wheels/` beside `dest`). Idempotent: a second call with
     the same inputs builds nothing. Safe to call from several processes at once.
+
+    `wheels` are pip requirements (``numpy``, ``hypothesis>=6``) resolved with their
+    dependencies for each Python, `wheelhouse` a folder of wheels: both become packages,
+    binary wheels included; where they name a pinned project, they replace its pin.
     """
     say = progress or _quiet
     dest = Path(dest).absolute()
@@ -125,7 +139,9 @@ def build_local_channel(
         with tempfile.TemporaryDirectory(prefix="condamatrix-channel-") as tmp, pool:
             work = Path(tmp)
             # Downloading wheels waits on the network: overlap it with packaging Pythons.
-            wheel_plan = pool.submit(_wheel_items, interps, cache, say)
+            wheel_plan = pool.submit(
+                _wheel_items, interps, cache, say, tuple(wheels), wheelhouse, subdir
+            )
             plan = _python_items(interps, subdir)
             _build_pythons(_absent(plan, dest), dest, work, say)
             plan += wheel_plan.result()
@@ -193,12 +209,22 @@ def _python_items(interps: dict[str, Interpreter], subdir: str) -> list[_Item]:
 
 
 def _wheel_items(
-    interps: dict[str, Interpreter], cache: Path, say: Callable[[str], None]
+    interps: dict[str, Interpreter],
+    cache: Path,
+    say: Callable[[str], None],
+    requirements: tuple[str, ...] = (),
+    wheelhouse: Path | None = None,
+    subdir: str = "noarch",
 ) -> list[_Item]:
     if not interps:
         return []
     versions = {minor: interp.version for minor, interp in interps.items()}
     chosen = select_wheels(versions, cache, say)
+    extra = select_extra_wheels(requirements, wheelhouse, versions, cache, say)
+    for minor, wheels in extra.items():
+        # what was asked for replaces the pin of the same project
+        names = {w.name for w in wheels}
+        chosen[minor] = [w for w in chosen[minor] if w.name not in names] + wheels
     check_closure(chosen, versions)
     items = []
     for minor, wheels in sorted(chosen.items()):
@@ -206,7 +232,10 @@ def _wheel_items(
         for wheel in wheels:
             depends = conda_depends(wheel.requires_dist, interp.version)
             key = noarch_key(wheel, minor, depends, BUILDER_VERSION)
-            meta = noarch_meta(wheel, minor, depends, key)
+            if is_pure(wheel.path):
+                meta = noarch_meta(wheel, minor, depends, key)
+            else:
+                meta = binary_meta(wheel, minor, depends, key, subdir)
             items.append(_Item(f"{wheel.name}|{minor}", meta, interp=interp, wheel=wheel))
     return items
 
@@ -247,7 +276,12 @@ def _build_wheel_packages(
             if wheel.path not in extracted:
                 extracted[wheel.path] = extract_wheel(wheel, work / "wheels" / wheel.path.name)
             files = list(extracted[wheel.path])
+            binary = item.meta.subdir != "noarch"
+            site = f"lib/python{interp.minor}/" if binary else ""
+            if binary:
+                files = binary_files(wheel, interp.minor, files)
             pyc_root = work / "pyc" / interp.minor / wheel.path.name
+            shipped = {f.path for f in files}  # a wheel may ship .pyc files of its own
             for entry in extracted[wheel.path]:
                 if entry.source is None or not entry.path.startswith("site-packages/"):
                     continue
@@ -255,8 +289,10 @@ def _build_wheel_packages(
                 if not name.endswith(".py"):
                     continue
                 pyc = f"{folder}/__pycache__/{name[:-3]}.{interp.cache_tag}.pyc"
+                if site + pyc in shipped:
+                    continue
                 pairs.append((entry.source, pyc_root / pyc))
-                files.append(PackageFile(pyc, source=pyc_root / pyc))
+                files.append(PackageFile(site + pyc, source=pyc_root / pyc))
             contents.append((item, files))
         compile_pyc(interp.executable, pairs, work)
         for item, files in contents:

@@ -11,8 +11,10 @@ from rattler import BuildString, GenericVirtualPackage, PackageName, Subdir, Ver
 
 from ...cuda import SolvedPackage, ensure_cpu_only
 from ...errors import EnvBuildError
+from .. import solve_errors
 from ..lock import MatrixLock
 from ..pip_layer import install_pip_layer
+from ..solve_errors import unmatched_specs
 from ..spec import EnvSpec
 
 T = TypeVar("T")
@@ -91,11 +93,12 @@ class RattlerEngine:
                 )
             )
         except Exception as exc:  # rattler raises SolverError, GatewayError, ... with good text
-            raise EnvBuildError(
-                f"cannot solve the env of {spec.cell_id}: {_first_lines(exc)}",
-                hint=f"check the specs {list(spec.specs)} against the channels "
-                f"{list(spec.channels)}",
-            ) from None
+            platforms = [Subdir(spec.platform), Subdir("noarch")]
+            raise solve_errors.explain(
+                spec.cell_id, spec.specs, spec.channels, exc,
+                lambda: _run_async(unmatched_specs(gateway, channels, platforms, spec.specs)),
+                _first_lines(exc), spec.environment_file,
+            ) from None  # fmt: skip
 
     def records_for(self, spec: EnvSpec) -> list[rattler.RepoDataRecord]:
         """The packages of the env: exactly the locked ones when a lock pins it, else solved."""

@@ -1,0 +1,5 @@
+"""Adds integers in C."""
+
+from cext._add import add
+
+__all__ = ["add"]

@@ -1,0 +1,99 @@
+"""Which distributions a cell's env holds, and which of the project's requirements it lacks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ..errors import InstallError
+
+
+def env_python_version(prefix: Path, minor: str) -> str:
+    """The full version of the env's Python, from its conda record (no interpreter start)."""
+    for record in sorted((prefix / "conda-meta").glob("python-3*.json")):
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("name") == "python":
+            return str(data.get("version", minor))
+    return minor
+
+
+def site_packages(prefix: Path, minor: str) -> Path:
+    return prefix / "lib" / f"python{minor}" / "site-packages"
+
+
+def installed(folders: Iterable[Path]) -> dict[str, Version | None]:
+    """Canonical name -> version of the distributions in ``folders`` (from the folder names,
+    which pip and conda both write as ``name-version.dist-info``)."""
+    found: dict[str, Version | None] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            stem, dot, suffix = entry.name.rpartition(".")
+            if not dot or suffix not in ("dist-info", "egg-info"):
+                continue
+            name, _, version = stem.partition("-")
+            try:
+                parsed: Version | None = Version(version.split("-")[0]) if version else None
+            except InvalidVersion:
+                parsed = None
+            found.setdefault(canonicalize_name(name), parsed)
+    return found
+
+
+def marker_env(python_version: str, extra: str = "") -> dict[str, str]:
+    env = {k: str(v) for k, v in default_environment().items()}
+    release = Version(python_version).release
+    env.update(
+        python_version=f"{release[0]}.{release[1]}",
+        python_full_version=python_version,
+        implementation_name="cpython",
+        implementation_version=python_version,
+        platform_python_implementation="CPython",
+        extra=extra,
+    )
+    return env
+
+
+def missing(
+    requirements: Iterable[str],
+    have: Mapping[str, Version | None],
+    python_version: str,
+    extras: Iterable[str] = (),
+) -> list[Requirement]:
+    """The requirements that apply to this Python (and ``extras``) and ``have`` lacks."""
+    envs = [marker_env(python_version, e) for e in ("", *extras)]
+    out: list[Requirement] = []
+    for line in requirements:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as exc:
+            raise InstallError(f"cannot read the requirement {line!r}: {exc}") from None
+        if req.marker is not None and not any(req.marker.evaluate(e) for e in envs):
+            continue
+        name = canonicalize_name(req.name)
+        version = have.get(name)
+        if name not in have or (
+            version is not None and not req.specifier.contains(version, prereleases=True)
+        ):
+            out.append(req)
+    return out
+
+
+def fix_for(req: Requirement) -> str:
+    """The conda spec or the ``pip:`` entry that would satisfy ``req``."""
+    from ..testing.wheels import conda_name, pep440_to_conda
+
+    version = pep440_to_conda(str(req.specifier)) if req.specifier else ""
+    conda = f"{conda_name(req.name)} {version}".strip()
+    pip = f"{req.name}{req.specifier}"
+    return f"add {conda!r} to dependencies (conda), or {pip!r} to pip if conda lacks it"
