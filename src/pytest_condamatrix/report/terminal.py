@@ -104,8 +104,9 @@ def _outcome_style(outcome: str) -> str:
 
 
 def env_text(cell: CellResult) -> str:
-    if cell.env_status == "built":
-        return f"built ({cell.env_reason})" if cell.env_reason else "built"
+    """``built (why)``, or ``reused`` with what else was done (the project's wheel rebuilt)."""
+    if cell.env_status in ("built", "reused") and cell.env_reason:
+        return f"{cell.env_status} ({cell.env_reason})"
     return cell.env_status or "-"
 
 
