@@ -232,11 +232,57 @@ def test_live_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
     assert isinstance(make_reporter(console, ["py3.12-cpu"], verbosity=0), ProgressPrinter)
     monkeypatch.delenv("CI")
+    # NO_COLOR is about colour: the live display stays, without colour
     monkeypatch.setenv("NO_COLOR", "1")
-    assert not wants_live(console)
+    colourless = Console(file=io.StringIO(), width=100, force_terminal=True)
+    assert wants_live(colourless)
+    colourless.print("[red]x[/]")
+    assert "\x1b[31m" not in colourless.file.getvalue()  # type: ignore[attr-defined]
     plain = Console(file=io.StringIO(), width=100, force_terminal=False)
     monkeypatch.delenv("NO_COLOR")
     assert not wants_live(plain)
+
+
+RED = "\x1b[31m"
+
+
+def _rendered(**options: str) -> tuple[str, bool]:
+    from pytest_condamatrix.report.live import wants_live
+    from pytest_condamatrix.report.terminal import make_console
+
+    out = io.StringIO()  # a pipe, not a terminal
+    console = make_console(out, width=80, **options)
+    console.print("[red]x[/]")
+    return out.getvalue(), wants_live(console)
+
+
+@pytest.mark.parametrize(
+    ("env", "color", "coloured"),
+    [
+        ({}, None, False),  # a pipe: no colour
+        ({"PY_COLORS": "1"}, None, True),
+        ({"PY_COLORS": "1"}, "auto", True),
+        ({"PY_COLORS": "1"}, "no", False),  # --color wins over the environment
+        ({"PY_COLORS": "0", "FORCE_COLOR": "1"}, None, False),
+        ({}, "yes", True),
+        ({"NO_COLOR": "1"}, "yes", True),
+        ({"FORCE_COLOR": "1"}, None, True),  # as before: a forced terminal
+        ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, None, False),
+        ({"FORCE_COLOR": "1", "NO_COLOR": ""}, None, True),  # an empty NO_COLOR is ignored
+    ],
+)
+def test_colour_follows_pytest_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], color: str | None, coloured: bool
+) -> None:
+    for name in ("PY_COLORS", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    text, live = _rendered(**({"color": color} if color else {}))
+    assert (RED in text) is coloured, repr(text)
+    assert "x" in text
+    # colour asked for a pipe makes no live display there (FORCE_COLOR still forces one)
+    assert live is bool(env.get("FORCE_COLOR"))
 
 
 def test_plain_progress_lines_follow_verbosity() -> None:
