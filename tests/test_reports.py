@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from rich.console import Console
@@ -169,9 +170,14 @@ def test_foreign_json_is_rejected(data: object, message: str) -> None:
         from_json(data)
 
 
+JUNIT_XSD = Path(__file__).parent / "data" / "junit-10.xsd"  # pytest's; see data/README.md
+
+
 def test_junit_is_valid_and_has_a_suite_per_cell(tmp_path: Path) -> None:
     xmlschema = pytest.importorskip("xmlschema")
-    run = make_run({"test_x": {"py3.9-cpu"}}, cudas=("cpu",))
+    run = make_run({"test_x": {"py3.9-cpu"}}, cudas=("cpu", "12.1"))
+    for cell in run.cells:
+        cell.tests.append(TestResult(nodeid="t.py::TestK::test_y[1]", outcome="skipped"))
     run.cells.append(
         CellResult(
             cell="py3.13-cpu",
@@ -183,15 +189,40 @@ def test_junit_is_valid_and_has_a_suite_per_cell(tmp_path: Path) -> None:
     )
     path = tmp_path / "junit.xml"
     write_junit(run, path)
-    schema = xmlschema.XMLSchema(Path(__file__).parent / "data" / "junit.xsd")
-    schema.validate(str(path))
-    data = schema.to_dict(str(path))
-    suites = {s["@name"]: s for s in data["testsuite"]}
-    assert list(suites) == ["py3.9-cpu", "py3.11-cpu", "py3.12-cpu", "py3.13-cpu"]
-    assert suites["py3.9-cpu"]["@failures"] == 1
-    assert suites["py3.13-cpu"]["@errors"] == 1
-    props = {p["@name"]: p["@value"] for p in suites["py3.9-cpu"]["properties"]["property"]}
+    schema = xmlschema.XMLSchema(JUNIT_XSD)
+    schema.validate(str(path))  # raises with every error
+    root = ElementTree.parse(path).getroot()
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert list(suites) == [
+        "py3.9-cpu",
+        "py3.9-cu12.1",
+        "py3.11-cpu",
+        "py3.11-cu12.1",
+        "py3.12-cpu",
+        "py3.12-cu12.1",
+        "py3.13-cpu",
+    ]
+    assert suites["py3.9-cpu"].get("failures") == "1"
+    assert suites["py3.9-cpu"].get("skipped") == "1"
+    assert suites["py3.13-cpu"].get("errors") == "1"
+    props = {p.get("name"): p.get("value") for p in suites["py3.9-cpu"].iter("property")}
     assert props["python"] == "3.9" and props["cuda"] == "cpu"
+    # Readers that see only classname + name still tell every cell's test apart
+    cases = [(c.get("classname"), c.get("name")) for c in root.iter("testcase")]
+    assert len(cases) == len(set(cases)) == 6 * 3 + 1
+    assert ("py3.9-cu12.1.t", "test_x") in cases
+    assert ("py3.9-cu12.1.t.TestK", "test_y[1]") in cases
+    assert ("py3.13-cpu", "environment") in cases
+    for name, suite in suites.items():
+        assert all(c.get("classname", "").startswith(name) for c in suite.iter("testcase"))
+
+
+def test_pytests_own_junit_follows_the_same_schema(pytester: pytest.Pytester) -> None:
+    """The schema is the one pytest's xunit2 output follows: a check on the check."""
+    xmlschema = pytest.importorskip("xmlschema")
+    pytester.makepyfile("import pytest\n\ndef test_a(): pass\n\ndef test_b(): pytest.skip('x')\n")
+    pytester.runpytest("--junitxml=out.xml", "-o", "junit_family=xunit2")
+    xmlschema.XMLSchema(JUNIT_XSD).validate(str(pytester.path / "out.xml"))
 
 
 def test_junit_names_follow_pytest() -> None:
