@@ -11,6 +11,7 @@ from pathlib import Path
 from . import __version__, cache_command, gh_matrix, init_ci, merge
 from .cli_options import add_cache_dir_option, add_config_option
 from .errors import CondaMatrixError, EnvBuildError, ExitCode, UsageError
+from .matrix import select_cells
 from .report.terminal import make_console
 from .session import SessionOptions, cache_root, load_matrix
 
@@ -185,10 +186,35 @@ def run_demo(pytest_args: Sequence[str], cache_dir: Path | None) -> int:
         "-p",
         "no:cacheprovider",
     ]
-    for version in found:
-        argv += ["--conda-matrix-select", f"py{version}-*"]
+    user_args, cells = demo_cells(found, pytest_args)
+    for cell in cells:
+        argv += ["--conda-matrix-select", cell]
     # The demo is a separate pytest run in the example project, as a user would start it.
-    return subprocess.call([*argv, *pytest_args], cwd=demo_project())
+    return subprocess.call([*argv, *user_args], cwd=demo_project())
+
+
+SELECT = "--conda-matrix-select"
+
+
+def demo_cells(found: Sequence[str], pytest_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The demo's cells (those of the Pythons found) narrowed by the user's own
+    ``--conda-matrix-select``, and the user's arguments without it: selections add up, so
+    passing both on would widen the user's choice instead of narrowing it."""
+    args, patterns = list(pytest_args), []
+    while SELECT in args or any(a.startswith(SELECT + "=") for a in args):
+        i = next(i for i, a in enumerate(args) if a == SELECT or a.startswith(SELECT + "="))
+        if args[i] == SELECT:
+            if i + 1 == len(args):
+                raise UsageError(
+                    f"{SELECT} needs a glob", hint="e.g. --conda-matrix-select 'py3.12-*'"
+                )
+            patterns.append(args.pop(i + 1))
+        else:
+            patterns.append(args[i].partition("=")[2])
+        del args[i]
+    _, cells = load_matrix(SessionOptions(cwd=demo_project()))
+    ours = [c for c in cells if c.python in found]
+    return args, [c.id for c in select_cells(ours, patterns)]
 
 
 def list_cells(config: Path | None) -> int:
