@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, cache_command, gh_matrix, init_ci, merge
+from . import __version__, cache_command, cell_shell, gh_matrix, init_ci, merge
 from .cli_options import add_cache_dir_option, add_config_option
 from .errors import CondaMatrixError, EnvBuildError, ExitCode, UsageError
 from .matrix import select_cells
@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_option(listing)
 
-    # CI: each command's arguments and logic live in its own module
+    # Step into a cell; CI: each command's arguments and logic live in its own module
+    cell_shell.add_parsers(sub)
     gh_matrix.add_parser(sub)
     cache_command.add_parser(sub)
     merge.add_parser(sub)
@@ -99,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv, command = cell_shell.split_command(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
+    if command is not None:
+        args.cmd = command
     try:
         if args.command != "demo" and extra:
             raise UsageError(
@@ -112,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return make_local_channel(args.dir, tuple(args.pythons or DEMO_PYTHONS))
         if args.command == "list":
             return list_cells(args.config)
+        if args.command in ("run", "shell", "env"):
+            return cell_shell.run(args)
         if args.command == "gh-matrix":
             return gh_matrix.run(args)
         if args.command == "merge":
