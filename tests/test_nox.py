@@ -64,10 +64,13 @@ def test_nox_lists_the_matrix_and_one_session_per_cell(tmp_path: Path) -> None:
         ("py3.12-cu12.1", "3.12", "12.1"),
     ]:
         # not selected by a bare `nox`: that would run every cell twice
-        assert (
-            f"- matrix(cell='{cell}') [matrix-cell,python-{python},cuda-{cuda}] -> "
+        # (nox lists the tags since 2026.2; older versions only select by them)
+        tags = f" [matrix-cell,python-{python},cuda-{cuda}]"
+        line = (
+            f"- matrix(cell='{cell}'){tags} -> "
             f"pytest --conda-matrix in cell {cell} only (python {python}, cuda {cuda})"
-        ) in lines
+        )
+        assert line in lines or line.replace(tags, "") in lines
     assert "* lint -> Another session of the project." in lines
 
 
@@ -150,7 +153,7 @@ def test_config_and_extra_pytest_args(tmp_path: Path) -> None:
     )
     result = nox(project, "-l")
     assert "* cells -> " in result.stdout
-    assert "- cells(cell='py3.12-cpu') [matrix-cell,python-3.12,cuda-cpu]" in result.stdout
+    assert "- cells(cell='py3.12-cpu')" in result.stdout
     result = nox(project, "-s", "cells(cell='py3.12-cpu')", "--", "--conda-matrix-list")
     assert result.returncode == 0, result.stderr
     assert (

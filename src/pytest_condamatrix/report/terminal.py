@@ -41,9 +41,9 @@ QUIET_PHASES = ("checking cache", "waiting for lock", "ready", "waiting for the 
 def color_choice(color: str | None = None) -> bool | None:
     """Colour on (True), off (False) or the terminal's call (None), as pytest decides it.
 
-    pytest's ``--color=yes|no`` wins, then ``PY_COLORS=1|0``. Left to the terminal, rich
-    applies the other conventions: a non-empty ``NO_COLOR`` removes colour (an empty one is
-    ignored, as no-color.org says) and ``FORCE_COLOR`` forces a terminal.
+    pytest's ``--color=yes|no`` wins, then ``PY_COLORS=1|0``. Otherwise a non-empty
+    ``NO_COLOR`` removes colour (an empty one is ignored, as no-color.org says), and
+    ``FORCE_COLOR`` makes rich take the output for a terminal.
     """
     if color in ("yes", "no"):
         return color == "yes"
@@ -72,7 +72,8 @@ def make_console(
         highlight=False,
         soft_wrap=True,
         color_system=system,
-        no_color=None if choice is None else not choice,  # --color=yes outranks NO_COLOR
+        # --color=yes outranks NO_COLOR; an empty NO_COLOR is ignored (rich < 13.8 took it)
+        no_color=os.environ.get("NO_COLOR", "") != "" if choice is None else not choice,
     )
     if width is None and not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = PLAIN_WIDTH  # CI logs and pipes are wider than rich's 80 columns
