@@ -645,6 +645,22 @@ def test_actionlint_accepts_pinned_templates_and_two_calls(tmp_path: Path) -> No
 
 
 @needs_actionlint
+def test_actionlint_accepts_the_guides_two_calls(tmp_path: Path) -> None:
+    guide = (REPO / "docs" / "ci.md").read_text()
+    example = guide[guide.index("**Several calls in one workflow**") :]
+    example = example[example.index("```yaml\n") + 8 :]
+    example = example[: example.index("```")]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "condamatrix-reusable.yml").write_text(render_template(REUSABLE))
+    caller = workflows / "calls.yml"
+    caller.write_text("name: calls\non: push\npermissions:\n  contents: read\n" + example)
+    result = run_actionlint([caller], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_actionlint
 def test_actionlint_accepts_the_projects_workflows() -> None:
     files = sorted((REPO / ".github" / "workflows").glob("*.yml"))
     assert {f.name for f in files} >= {"ci.yml", "condamatrix-reusable.yml"}
