@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="run the example project's tests on Python 3.9, 3.11 and 3.12, offline",
+        help="run the example project's tests in 9 cells (Python 3.9, 3.11, 3.12 x cpu, "
+        "CUDA 11.8, 12.1), offline",
         description="Build (once, cached) a local conda channel from the Python interpreters "
         "on this machine, then run `pytest --conda-matrix` on the bundled example project "
         "with it. Arguments it does not know are passed on to that pytest run, e.g. "

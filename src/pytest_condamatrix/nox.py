@@ -117,12 +117,18 @@ def register_matrix_sessions(
             default=False,
         )
         names.append(cell_name)
-    hint = python_selection_hint(sys.argv[1:])
+    hint = python_selection_hint(sys.argv[1:]) if _run_by_nox(sys.argv[0]) else None
     if hint:
         from nox.logger import logger
 
         logger.warning(hint)
     return names
+
+
+def _run_by_nox(program: str) -> bool:
+    # `nox ...` or `python -m nox ...`: its options, not those of a program that imports us
+    path = Path(program)
+    return path.name == "nox" or path.parent.name == "nox"
 
 
 def _given(argv: Sequence[str], options: Sequence[str]) -> bool:
