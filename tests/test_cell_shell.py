@@ -109,7 +109,7 @@ def test_env_builds_once_then_prints_the_prefix(
 
 @pytest.mark.integration
 def test_run_a_command_in_the_cell(matrix_project: MakeProject, warm_cache: Path) -> None:
-    project = matrix_project(tests=TESTS)
+    project = matrix_project(tests=TESTS, extra='pytest-args = ["-p", "no:cacheprovider"]\n')
     (project / "src" / "mything").mkdir(parents=True)
     (project / "src" / "mything" / "__init__.py").write_text("NAME = 'mine'\n")
     code = (
@@ -128,15 +128,17 @@ def test_run_a_command_in_the_cell(matrix_project: MakeProject, warm_cache: Path
     assert seen["CONDAMATRIX_PYTHON"] == "3.12" and seen["CONDAMATRIX_CUDA"] == "cpu"
     assert seen["name"] == "mine"  # src/ importable, as in the matrix
     assert seen["PYTHONNOUSERSITE"] == "1"
+    assert seen["PYTEST_ADDOPTS"] == "-p no:cacheprovider"  # the configuration's pytest-args
 
     # pytest in the cell: the command's options are its own, its exit code comes back
     tests = cli(project, "run", "py3.12-cpu", "--cache-dir", str(warm_cache), "--", "pytest",
-                "-q", "-k", "in_cell", "-p", "no:cacheprovider")  # fmt: skip
+                "-q", "-k", "in_cell")  # fmt: skip
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert "1 passed, 1 deselected" in tests.stdout
     failing = cli(project, "run", "py3.12-cpu", "--cache-dir", str(warm_cache), "--", "pytest",
-                  "-q", "-p", "no:cacheprovider")  # fmt: skip
+                  "-q")  # fmt: skip
     assert failing.returncode == 1 and "1 failed, 1 passed" in failing.stdout
+    assert not (project / ".pytest_cache").exists()  # -p no:cacheprovider reached it
 
     missing = cli(project, "run", "py3.12-cpu", "--cache-dir", str(warm_cache), "--", "nope-x")
     assert missing.returncode == ExitCode.USAGE_ERROR

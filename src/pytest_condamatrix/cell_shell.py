@@ -187,7 +187,8 @@ def cell_environ(
     Any pytest started in the cell loads the matrix's worker plugin (``PYTEST_PLUGINS``), for
     what it gives a cell's tests: the ``gpu`` marker and its skips, and this plugin's hooks
     declared so that a conftest.py implementing them loads. Without the variables that a
-    matrix run adds, it streams nothing and waits for nobody.
+    matrix run adds, it streams nothing and waits for nobody. The configuration's
+    ``pytest-args`` reach it through ``PYTEST_ADDOPTS``.
     """
     # Keep in step with the environment runner.MatrixRunner gives a cell's pytest.
     environ = {k: v for k, v in outer.items() if k not in DROP_ENV}
@@ -197,6 +198,9 @@ def cell_environ(
     environ["PYTHONPATH"] = os.pathsep.join([str(worker_dir), *(str(p) for p in pythonpath)])
     plugins = [p for p in outer.get("PYTEST_PLUGINS", "").split(",") if p.strip()]
     environ["PYTEST_PLUGINS"] = ",".join([*plugins, WORKER_MODULE])
+    if config.pytest_args:  # `pytest-args` of the configuration, as every cell's pytest has
+        addopts = [shlex.join(config.pytest_args), outer.get("PYTEST_ADDOPTS", "")]
+        environ["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
     environ["PYTHONNOUSERSITE"] = "1"  # ~/.local must not leak packages into a cell
     environ["CONDAMATRIX_CELL"] = cell.id
     environ["CONDAMATRIX_PYTHON"] = cell.python
