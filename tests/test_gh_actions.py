@@ -20,17 +20,25 @@ import pytest
 import rattler
 import yaml
 
+from gha_local import caller_workflow
 from pytest_condamatrix.cli import main
-from pytest_condamatrix.errors import ExitCode
+from pytest_condamatrix.errors import CondaMatrixError, ExitCode
 from pytest_condamatrix.gh_matrix import (
     MAX_JOBS,
     GitHubMatrixError,
     MatrixEntry,
     check_github_rules,
 )
-from pytest_condamatrix.init_ci import REUSABLE, WORKFLOW, render, render_template
+from pytest_condamatrix.init_ci import (
+    ACTIONS,
+    REUSABLE,
+    USES,
+    WORKFLOW,
+    pin_actions,
+    render,
+    render_template,
+)
 from pytest_condamatrix.results import CellResult, RunResult, write_json
-from pytest_condamatrix.testing import LocalChannel
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # where `condamatrix`, actionlint and shellcheck are
@@ -180,6 +188,42 @@ def test_host_key_follows_the_building_machine(
     assert len({first, glibc, moved}) == 3
 
 
+def test_keys_follow_a_channel_or_engine_given_to_pytest(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pytest-args: --conda-matrix-channel X` (as this project's own CI has it) decides the
+    env: the cache key must change with it, or a stale env is restored and never saved."""
+    base = entries(gh_matrix(capsys)[1])
+    assert entries(gh_matrix(capsys, "--", "-x", "-k", "slow")[1]) == base  # not env inputs
+    channel = entries(gh_matrix(capsys, "--", "--conda-matrix-channel", "./chan")[1])
+    other = entries(gh_matrix(capsys, "--", "--conda-matrix-channel=./other", "-x")[1])
+    engine = entries(gh_matrix(capsys, "--", "--conda-matrix-engine", "micromamba")[1])
+    for cell in base:
+        keys = {d[cell]["cache-key"] for d in (base, channel, other, engine)}
+        assert len(keys) == 4, cell
+
+
+def test_host_key_follows_the_local_channels_index(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A channel built in the test job itself (the reusable workflow's `setup`) exists only
+    there: the host key, computed in that job, holds its index."""
+
+    def host_key(*pytest_args: str) -> str:
+        code, out, _ = gh_matrix(capsys, "--host-key", "--", *pytest_args)
+        assert code == 0
+        return out.strip()
+
+    without = host_key()
+    repodata = project / "chan" / "noarch" / "repodata.json"
+    repodata.parent.mkdir(parents=True)
+    repodata.write_text('{"packages": {}}')
+    first = host_key("--conda-matrix-channel", "chan")
+    assert host_key("--conda-matrix-channel", "chan") == first
+    repodata.write_text('{"packages": {"a-1-0.tar.bz2": {}}}')
+    assert len({without, first, host_key("--conda-matrix-channel", "chan")}) == 3
+
+
 def test_github_output_is_written_once(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     github_output = project / "github_output"
     github_output.write_text("earlier=1\n")
@@ -290,6 +334,32 @@ def test_init_ci_says_when_there_is_no_config(
     assert "no [tool.condamatrix] table" in capsys.readouterr().err
 
 
+def test_templates_use_the_current_major_of_each_action() -> None:
+    for template in (WORKFLOW, REUSABLE):
+        used = USES.findall(render_template(template))
+        assert used
+        for _, repo, _, ref in used:
+            assert ref == ACTIONS[repo].major, f"{repo}@{ref} in {template.file}"
+    # and the project's own workflows
+    for path in (REPO / ".github" / "workflows").glob("*.yml"):
+        for _, repo, _, ref in USES.findall(path.read_text()):
+            assert ref == ACTIONS[repo].major, f"{repo}@{ref} in {path.name}"
+
+
+def test_init_ci_pins_actions_by_commit(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init-ci", "--pin-sha"]) == 0
+    text = (project / ".github" / "workflows" / "condamatrix.yml").read_text()
+    pinned = re.findall(r"uses: ([\w/-]+)@(\S+)  # (v[\d.]+)$", text, re.MULTILINE)
+    assert len(pinned) == text.count("uses: ")
+    for repo, sha, version in pinned:
+        release = ACTIONS[repo.removesuffix("/restore").removesuffix("/save")]
+        assert re.fullmatch(r"[0-9a-f]{40}", sha) and sha == release.sha
+        assert version == release.version and version.startswith(release.major + ".")
+    assert load(text) == load(pin_actions(render_template(WORKFLOW)))
+    with pytest.raises(CondaMatrixError, match="no pinned release for actions/checkout@v1"):
+        pin_actions("      - uses: actions/checkout@v1\n")
+
+
 def test_render_needs_every_placeholder() -> None:
     assert render("a: @@X@@\n", {"X": 'say "hi"'}) == 'a: "say \\"hi\\""\n'
     with pytest.raises(Exception, match="placeholders without a value: Y"):
@@ -336,13 +406,19 @@ def test_template_structure(template: Any) -> None:
     assert "--conda-matrix-select" in test_steps["Test"]["run"]
     upload = test_steps["Upload the cell's results"]
     assert upload["if"] == "always()"
-    assert upload["with"]["name"] == "condamatrix-cell-${{ matrix.cell }}"
+    call = "${{ needs.matrix.outputs.call }}-" if template is REUSABLE else ""
+    assert upload["with"]["name"] == f"condamatrix-{call}cell-${{{{ matrix.cell }}}}"
     merge = jobs["merge"]
     assert merge["needs"] == ["matrix", "test"]
     assert "always()" in merge["if"]
     merge_steps = steps(merge)
     download = next(s for s in merge["steps"] if "download-artifact" in s.get("uses", ""))
-    assert download["with"]["pattern"] == "condamatrix-cell-*"
+    assert download["with"]["pattern"] == f"condamatrix-{call}cell-*"
+    # `--install '.[test]'` installs from the repository: every job checks it out first
+    for job in jobs.values():
+        uses = [s.get("uses", "") for s in job["steps"]]
+        install = next(i for i, s in enumerate(job["steps"]) if "pip install" in s.get("run", ""))
+        assert any(u.startswith("actions/checkout@") for u in uses[:install]), job
     assert "condamatrix merge" in merge_steps["Merge the cells' results"]["run"]
     assert "--junit" in merge_steps["Merge the cells' results"]["run"]
     if template is REUSABLE:
@@ -433,7 +509,7 @@ def test_cache_steps_run(template: Any, project: Path, tmp_path: Path) -> None:
     test_steps = steps(load(render_template(template))["jobs"]["test"])
     temp = tmp_path / "runner_temp"
     temp.mkdir()
-    values = {"inputs.working-directory": "."}
+    values = {"inputs.working-directory": ".", "inputs.pytest-args": ""}
     result, outputs = run_step(test_steps["Cache folder and key"], project, tmp_path, values)
     assert result.returncode == 0, result.stderr
     cache = temp / "condamatrix-cache"
@@ -457,15 +533,33 @@ def test_cache_steps_run(template: Any, project: Path, tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash, as GitHub's runners have")
 def test_reusable_cells_step_passes_select_and_runs_on(project: Path, tmp_path: Path) -> None:
     cells_step = steps(load(render_template(REUSABLE))["jobs"]["matrix"])["Cells of the matrix"]
-    values = {"inputs.select": "py3.12-* *-cpu", "inputs.runs-on": "self-hosted linux"}
+    values = {
+        "inputs.select": "py3.12-* *-cpu",
+        "inputs.runs-on": "self-hosted linux",
+        "inputs.pytest-args": "-x --conda-matrix-channel ./chan",
+    }
     result, outputs = run_step(cells_step, project, tmp_path, values)
     assert result.returncode == 0, result.stderr
     cells = entries(outputs["matrix"])
     assert list(cells) == ["py3.11-cpu", "py3.12-cpu", "py3.12-cu11.8", "py3.12-cu12.1"]
     assert all(e["runs-on"] == ["self-hosted", "linux"] for e in cells.values())
-    values = {"inputs.select": "", "inputs.runs-on": ""}
+    # the channel given to pytest is in the keys
+    assert (
+        cells["py3.12-cpu"]["cache-key"]
+        != entries(gh_matrix_out(project, "py3.12-cpu"))["py3.12-cpu"]["cache-key"]
+    )
+    values = {"inputs.select": "", "inputs.runs-on": "", "inputs.pytest-args": ""}
     result, outputs = run_step(cells_step, project, tmp_path, values)
     assert len(entries(outputs["matrix"])) == 6
+
+
+def gh_matrix_out(project: Path, *select: str) -> str:
+    argv = [sys.executable, "-m", "pytest_condamatrix.cli", "gh-matrix"]
+    argv += [a for cell in select for a in ("--select", cell)]
+    env = {k: v for k, v in os.environ.items() if k != "GITHUB_OUTPUT"}
+    return subprocess.run(
+        argv, cwd=project, env=env, capture_output=True, text=True, check=True
+    ).stdout
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash, as GitHub's runners have")
@@ -491,72 +585,6 @@ def test_merge_step_runs(template: Any, tmp_path: Path) -> None:
     write_json(RunResult(cells=[other]), folder / "py3.11-cpu.json")
     result, _ = run_step(merge_step, work, tmp_path, values)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.integration
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash, as GitHub's runners have")
-def test_reusable_workflow_jobs_run_for_real(tmp_path: Path, local_channel: LocalChannel) -> None:
-    """The matrix job, each cell's test job and the merge job, step by step, on real envs."""
-    missing = {"3.11", "3.12"} - set(local_channel.pythons)
-    if missing:
-        pytest.skip(f"Python {', '.join(sorted(missing))} is not on this machine")
-    project = tmp_path / "repo"
-    project.mkdir()
-    (project / "pyproject.toml").write_text(
-        '[tool.condamatrix]\npython = ["3.11", "3.12"]\ndependencies = ["pytest"]\n'
-    )
-    (project / "test_it.py").write_text(
-        "import sys\n\ndef test_new():\n    assert sys.version_info >= (3, 12)\n"
-    )
-    jobs = load(render_template(REUSABLE))["jobs"]
-    inputs = {
-        "inputs.working-directory": ".",
-        "inputs.select": "",
-        "inputs.runs-on": "",
-        # as the project's own CI does: the configured channel swapped for an offline one
-        "inputs.pytest-args": f"--conda-matrix-channel {local_channel.path} -p no:cacheprovider",
-    }
-    job_dir = tmp_path / "matrix-job"
-    job_dir.mkdir()
-    result, outputs = run_step(
-        steps(jobs["matrix"])["Cells of the matrix"], project, job_dir, inputs
-    )
-    assert result.returncode == 0, result.stderr
-    matrix = json.loads(outputs["matrix"])["include"]
-    assert [e["cell"] for e in matrix] == ["py3.11-cpu", "py3.12-cpu"]
-
-    artifacts = tmp_path / "artifacts"
-    for entry in matrix:  # one runner per cell: a fresh RUNNER_TEMP each
-        job_dir = tmp_path / f"job-{entry['cell']}"
-        (job_dir / "runner_temp").mkdir(parents=True)
-        values = {**inputs, "matrix.cell": entry["cell"]}
-        test_steps = steps(jobs["test"])
-        result, cache = run_step(test_steps["Cache folder and key"], project, job_dir, values)
-        assert result.returncode == 0 and cache["empty"] == "true", result.stderr
-        env = {"CONDAMATRIX_CACHE_DIR": cache["dir"]}
-        result, _ = run_step(test_steps["Test"], project, job_dir, values, env)
-        assert result.returncode == (1 if entry["cell"] == "py3.11-cpu" else 0), result.stdout
-        result, built = run_step(
-            test_steps["Look for a finished env"], project, job_dir, values, env
-        )
-        assert built["ready"] == "true"  # the env is saved even though its tests failed
-        artifacts.mkdir(exist_ok=True)
-        shutil.copy(project / "results" / f"{entry['cell']}.json", artifacts)
-
-    merge_step = steps(jobs["merge"])["Merge the cells' results"]
-    cells = " ".join(e["cell"] for e in matrix)
-    values = {
-        "join(fromJSON(needs.matrix.outputs.matrix).include.*.cell, ' ')": cells,
-        "runner.temp": str(tmp_path / "merge-temp"),
-    }
-    shutil.copytree(artifacts, tmp_path / "merge-temp" / "condamatrix-results")
-    work = tmp_path / "merge-job"
-    work.mkdir()
-    result, _ = run_step(merge_step, work, tmp_path, values)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "test_it.py::test_new: fails only on py3.11" in result.stdout
-    assert "2 cells (1 failed, 1 passed)" in result.stdout
-    assert (work / "condamatrix-junit.xml").is_file()
 
 
 # actionlint: the reference checker of workflow files (GitHub's schema, expressions, and the
@@ -592,6 +620,43 @@ def test_actionlint_accepts_the_templates(tmp_path: Path) -> None:
         path.write_text(render_template(template))
         files.append(path)
     result = run_actionlint(files, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_actionlint
+def test_actionlint_accepts_pinned_templates_and_two_calls(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    files = []
+    for template in (WORKFLOW, REUSABLE):
+        path = workflows / f"pinned-{Path(template.default_path).name}"
+        path.write_text(render_template(template, pin_sha=True))
+        files.append(path)
+    caller = workflows / "calls.yml"
+    caller.write_text(
+        caller_workflow(
+            {"cpu": {"select": "*-cpu"}, "gpu": {"select": "*-cu*", "runs-on": "gpu"}},
+            "./.github/workflows/pinned-condamatrix-reusable.yml",
+        )
+    )
+    result = run_actionlint([*files, caller], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_actionlint
+def test_actionlint_accepts_the_guides_two_calls(tmp_path: Path) -> None:
+    guide = (REPO / "docs" / "ci.md").read_text()
+    example = guide[guide.index("**Several calls in one workflow**") :]
+    example = example[example.index("```yaml\n") + 8 :]
+    example = example[: example.index("```")]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "condamatrix-reusable.yml").write_text(render_template(REUSABLE))
+    caller = workflows / "calls.yml"
+    caller.write_text("name: calls\non: push\npermissions:\n  contents: read\n" + example)
+    result = run_actionlint([caller], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

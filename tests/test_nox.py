@@ -64,10 +64,13 @@ def test_nox_lists_the_matrix_and_one_session_per_cell(tmp_path: Path) -> None:
         ("py3.12-cu12.1", "3.12", "12.1"),
     ]:
         # not selected by a bare `nox`: that would run every cell twice
-        assert (
-            f"- matrix(cell='{cell}') [matrix-cell] -> pytest --conda-matrix in cell {cell} only "
-            f"(python {python}, cuda {cuda})"
-        ) in lines
+        # (nox lists the tags since 2026.2; older versions only select by them)
+        tags = f" [matrix-cell,python-{python},cuda-{cuda}]"
+        line = (
+            f"- matrix(cell='{cell}'){tags} -> "
+            f"pytest --conda-matrix in cell {cell} only (python {python}, cuda {cuda})"
+        )
+        assert line in lines or line.replace(tags, "") in lines
     assert "* lint -> Another session of the project." in lines
 
 
@@ -94,6 +97,52 @@ def test_nox_session_of_one_cell(tmp_path: Path) -> None:
     assert not any(line.startswith(("* matrix ", "* lint")) for line in selected)
 
 
+def selected(result: subprocess.CompletedProcess[str]) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    return [line.split()[1] for line in result.stdout.splitlines() if line.startswith("* ")]
+
+
+def test_nox_selects_cells_by_axis(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    assert selected(nox(project, "-l", "-t", "python-3.12")) == [
+        "matrix(cell='py3.12-cpu')",
+        "matrix(cell='py3.12-cu12.1')",
+    ]
+    assert selected(nox(project, "-l", "-t", "cuda-cpu")) == [
+        "matrix(cell='py3.11-cpu')",
+        "matrix(cell='py3.12-cpu')",
+    ]
+    # tags add up, as nox's do: either axis
+    assert len(selected(nox(project, "-l", "-t", "python-3.12", "cuda-cpu"))) == 3
+    # -p with the cells' tag or a keyword: the cells of that Python
+    for args in (["-t", "matrix-cell", "-p", "3.12"], ["-k", "matrix", "--python=3.12"]):
+        assert selected(nox(project, "-l", *args)) == [
+            "matrix(cell='py3.12-cpu')",
+            "matrix(cell='py3.12-cu12.1')",
+        ]
+    assert selected(nox(project, "-l", "-k", "matrix and cu12")) == [
+        "matrix(cell='py3.11-cu12.1')",
+        "matrix(cell='py3.12-cu12.1')",
+    ]
+    # -p alone: nox keeps only default sessions, so it says what to type instead
+    result = nox(project, "-l", "-p", "3.12")
+    assert selected(result) == []
+    assert "matrix cells are not default sessions, so -p alone selects none of them" in (
+        result.stderr
+    )
+    assert "nox -t matrix-cell -p X.Y" in result.stderr
+    assert "not default sessions" not in nox(project, "-l", "-t", "matrix-cell", "-p3.12").stderr
+
+
+def test_a_cells_session_runs_without_a_virtualenv(tmp_path: Path) -> None:
+    result = nox(
+        make_project(tmp_path), "-s", "matrix(cell='py3.12-cpu')", "--", "--conda-matrix-list"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Creating virtual environment" not in result.stderr
+    assert "py3.12-cpu" in result.stdout
+
+
 def test_config_and_extra_pytest_args(tmp_path: Path) -> None:
     (tmp_path / "ci").mkdir()
     (tmp_path / "ci" / "matrix.yml").write_text("python: ['3.12']\n", encoding="utf-8")
@@ -104,7 +153,7 @@ def test_config_and_extra_pytest_args(tmp_path: Path) -> None:
     )
     result = nox(project, "-l")
     assert "* cells -> " in result.stdout
-    assert "- cells(cell='py3.12-cpu') [matrix-cell]" in result.stdout
+    assert "- cells(cell='py3.12-cpu')" in result.stdout
     result = nox(project, "-s", "cells(cell='py3.12-cpu')", "--", "--conda-matrix-list")
     assert result.returncode == 0, result.stderr
     assert (

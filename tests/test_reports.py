@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from rich.console import Console
@@ -169,9 +170,14 @@ def test_foreign_json_is_rejected(data: object, message: str) -> None:
         from_json(data)
 
 
+JUNIT_XSD = Path(__file__).parent / "data" / "junit-10.xsd"  # pytest's; see data/README.md
+
+
 def test_junit_is_valid_and_has_a_suite_per_cell(tmp_path: Path) -> None:
     xmlschema = pytest.importorskip("xmlschema")
-    run = make_run({"test_x": {"py3.9-cpu"}}, cudas=("cpu",))
+    run = make_run({"test_x": {"py3.9-cpu"}}, cudas=("cpu", "12.1"))
+    for cell in run.cells:
+        cell.tests.append(TestResult(nodeid="t.py::TestK::test_y[1]", outcome="skipped"))
     run.cells.append(
         CellResult(
             cell="py3.13-cpu",
@@ -183,15 +189,40 @@ def test_junit_is_valid_and_has_a_suite_per_cell(tmp_path: Path) -> None:
     )
     path = tmp_path / "junit.xml"
     write_junit(run, path)
-    schema = xmlschema.XMLSchema(Path(__file__).parent / "data" / "junit.xsd")
-    schema.validate(str(path))
-    data = schema.to_dict(str(path))
-    suites = {s["@name"]: s for s in data["testsuite"]}
-    assert list(suites) == ["py3.9-cpu", "py3.11-cpu", "py3.12-cpu", "py3.13-cpu"]
-    assert suites["py3.9-cpu"]["@failures"] == 1
-    assert suites["py3.13-cpu"]["@errors"] == 1
-    props = {p["@name"]: p["@value"] for p in suites["py3.9-cpu"]["properties"]["property"]}
+    schema = xmlschema.XMLSchema(JUNIT_XSD)
+    schema.validate(str(path))  # raises with every error
+    root = ElementTree.parse(path).getroot()
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert list(suites) == [
+        "py3.9-cpu",
+        "py3.9-cu12.1",
+        "py3.11-cpu",
+        "py3.11-cu12.1",
+        "py3.12-cpu",
+        "py3.12-cu12.1",
+        "py3.13-cpu",
+    ]
+    assert suites["py3.9-cpu"].get("failures") == "1"
+    assert suites["py3.9-cpu"].get("skipped") == "1"
+    assert suites["py3.13-cpu"].get("errors") == "1"
+    props = {p.get("name"): p.get("value") for p in suites["py3.9-cpu"].iter("property")}
     assert props["python"] == "3.9" and props["cuda"] == "cpu"
+    # Readers that see only classname + name still tell every cell's test apart
+    cases = [(c.get("classname"), c.get("name")) for c in root.iter("testcase")]
+    assert len(cases) == len(set(cases)) == 6 * 3 + 1
+    assert ("py3.9-cu12.1.t", "test_x") in cases
+    assert ("py3.9-cu12.1.t.TestK", "test_y[1]") in cases
+    assert ("py3.13-cpu", "environment") in cases
+    for name, suite in suites.items():
+        assert all(c.get("classname", "").startswith(name) for c in suite.iter("testcase"))
+
+
+def test_pytests_own_junit_follows_the_same_schema(pytester: pytest.Pytester) -> None:
+    """The schema is the one pytest's xunit2 output follows: a check on the check."""
+    xmlschema = pytest.importorskip("xmlschema")
+    pytester.makepyfile("import pytest\n\ndef test_a(): pass\n\ndef test_b(): pytest.skip('x')\n")
+    pytester.runpytest("--junitxml=out.xml", "-o", "junit_family=xunit2")
+    xmlschema.XMLSchema(JUNIT_XSD).validate(str(pytester.path / "out.xml"))
 
 
 def test_junit_names_follow_pytest() -> None:
@@ -232,11 +263,57 @@ def test_live_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
     assert isinstance(make_reporter(console, ["py3.12-cpu"], verbosity=0), ProgressPrinter)
     monkeypatch.delenv("CI")
+    # NO_COLOR is about colour: the live display stays, without colour
     monkeypatch.setenv("NO_COLOR", "1")
-    assert not wants_live(console)
+    colourless = Console(file=io.StringIO(), width=100, force_terminal=True)
+    assert wants_live(colourless)
+    colourless.print("[red]x[/]")
+    assert "\x1b[31m" not in colourless.file.getvalue()  # type: ignore[attr-defined]
     plain = Console(file=io.StringIO(), width=100, force_terminal=False)
     monkeypatch.delenv("NO_COLOR")
     assert not wants_live(plain)
+
+
+RED = "\x1b[31m"
+
+
+def _rendered(**options: str) -> tuple[str, bool]:
+    from pytest_condamatrix.report.live import wants_live
+    from pytest_condamatrix.report.terminal import make_console
+
+    out = io.StringIO()  # a pipe, not a terminal
+    console = make_console(out, width=80, **options)
+    console.print("[red]x[/]")
+    return out.getvalue(), wants_live(console)
+
+
+@pytest.mark.parametrize(
+    ("env", "color", "coloured"),
+    [
+        ({}, None, False),  # a pipe: no colour
+        ({"PY_COLORS": "1"}, None, True),
+        ({"PY_COLORS": "1"}, "auto", True),
+        ({"PY_COLORS": "1"}, "no", False),  # --color wins over the environment
+        ({"PY_COLORS": "0", "FORCE_COLOR": "1"}, None, False),
+        ({}, "yes", True),
+        ({"NO_COLOR": "1"}, "yes", True),
+        ({"FORCE_COLOR": "1"}, None, True),  # as before: a forced terminal
+        ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, None, False),
+        ({"FORCE_COLOR": "1", "NO_COLOR": ""}, None, True),  # an empty NO_COLOR is ignored
+    ],
+)
+def test_colour_follows_pytest_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], color: str | None, coloured: bool
+) -> None:
+    for name in ("PY_COLORS", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    text, live = _rendered(**({"color": color} if color else {}))
+    assert (RED in text) is coloured, repr(text)
+    assert "x" in text
+    # colour asked for a pipe makes no live display there (FORCE_COLOR still forces one)
+    assert live is bool(env.get("FORCE_COLOR"))
 
 
 def test_plain_progress_lines_follow_verbosity() -> None:

@@ -8,9 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, cache_command, gh_matrix, init_ci, merge
+from . import __version__, cache_command, cell_shell, gh_matrix, init_ci, merge
 from .cli_options import add_cache_dir_option, add_config_option
 from .errors import CondaMatrixError, EnvBuildError, ExitCode, UsageError
+from .matrix import select_cells
 from .report.terminal import make_console
 from .session import SessionOptions, cache_root, load_matrix
 
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="run the example project's tests on Python 3.9, 3.11 and 3.12, offline",
+        help="run the example project's tests in 9 cells (Python 3.9, 3.11, 3.12 x cpu, "
+        "CUDA 11.8, 12.1), offline",
         description="Build (once, cached) a local conda channel from the Python interpreters "
         "on this machine, then run `pytest --conda-matrix` on the bundled example project "
         "with it. Arguments it does not know are passed on to that pytest run, e.g. "
@@ -103,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_option(listing)
 
-    # CI: each command's arguments and logic live in its own module
+    # Step into a cell; CI: each command's arguments and logic live in its own module
+    cell_shell.add_parsers(sub)
     gh_matrix.add_parser(sub)
     cache_command.add_parser(sub)
     merge.add_parser(sub)
@@ -113,7 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv, command = cell_shell.split_command(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
+    if command is not None:
+        args.cmd = command
     try:
         if args.command != "demo" and extra:
             raise UsageError(
@@ -128,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "list":
             return list_cells(args.config)
+        if args.command in ("run", "shell", "env"):
+            return cell_shell.run(args)
         if args.command == "gh-matrix":
             return gh_matrix.run(args)
         if args.command == "merge":
@@ -220,10 +228,35 @@ def run_demo(pytest_args: Sequence[str], cache_dir: Path | None) -> int:
         "-p",
         "no:cacheprovider",
     ]
-    for version in found:
-        argv += ["--conda-matrix-select", f"py{version}-*"]
+    user_args, cells = demo_cells(found, pytest_args)
+    for cell in cells:
+        argv += ["--conda-matrix-select", cell]
     # The demo is a separate pytest run in the example project, as a user would start it.
-    return subprocess.call([*argv, *pytest_args], cwd=demo_project())
+    return subprocess.call([*argv, *user_args], cwd=demo_project())
+
+
+SELECT = "--conda-matrix-select"
+
+
+def demo_cells(found: Sequence[str], pytest_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The demo's cells (those of the Pythons found) narrowed by the user's own
+    ``--conda-matrix-select``, and the user's arguments without it: selections add up, so
+    passing both on would widen the user's choice instead of narrowing it."""
+    args, patterns = list(pytest_args), []
+    while SELECT in args or any(a.startswith(SELECT + "=") for a in args):
+        i = next(i for i, a in enumerate(args) if a == SELECT or a.startswith(SELECT + "="))
+        if args[i] == SELECT:
+            if i + 1 == len(args):
+                raise UsageError(
+                    f"{SELECT} needs a glob", hint="e.g. --conda-matrix-select 'py3.12-*'"
+                )
+            patterns.append(args.pop(i + 1))
+        else:
+            patterns.append(args[i].partition("=")[2])
+        del args[i]
+    _, cells = load_matrix(SessionOptions(cwd=demo_project()))
+    ours = [c for c in cells if c.python in found]
+    return args, [c.id for c in select_cells(ours, patterns)]
 
 
 def list_cells(config: Path | None) -> int:

@@ -11,6 +11,11 @@ the building machine adds (its glibc, CPU microarchitecture, engine version and 
 folder: an env built for one is not usable on another, and envs are not relocatable) is
 ``gh-matrix --host-key``, run in the test job and appended to ``cache-key`` by the workflow
 templates.
+
+Both take the pytest arguments of the test job after ``--``: a channel or engine given there
+(``--conda-matrix-channel``, ``--conda-matrix-engine``) decides the env as much as the
+configuration does. A local channel is often built in the test job itself, so the matrix job
+keys it by its name, and the host key by the content of its index, read where it is used.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from .config import DEFAULT_GPU, MatrixConfig, find_config_file
 from .envs.engines import Engine, make_engine
 from .envs.engines.rattler import RattlerEngine
 from .envs.lock import MatrixLock, record_identity
+from .envs.spec import channel_fingerprint
 from .errors import ExitCode, UsageError
-from .matrix import SAFE_ID, Cell, select_cells
+from .matrix import SAFE_ID, Cell, build_cells, select_cells
 from .runner import make_spec
 from .session import SessionOptions, cache_root, load_lock, load_matrix
 
@@ -114,7 +120,9 @@ def cell_cache_key(
     return f"{KEY_PREFIX}-{cell.id}-{platform}-{digest}"
 
 
-def host_facts(engine: Engine, platform: str, cache: Path) -> dict[str, Any]:
+def host_facts(
+    engine: Engine, platform: str, cache: Path, channels: Sequence[str] = ()
+) -> dict[str, Any]:
     """What makes an env built on this machine unusable on another one."""
     return {
         "tool": __version__,
@@ -122,7 +130,41 @@ def host_facts(engine: Engine, platform: str, cache: Path) -> dict[str, Any]:
         "platform": platform,
         "virtual_packages": list(engine.virtual_packages("cpu")),
         "cache": str(cache),  # envs hold absolute paths: restored elsewhere they break
+        # local channels as this job sees them: one built here has no index elsewhere
+        "channels": [fp for fp in (channel_fingerprint(c, platform) for c in channels) if fp],
     }
+
+
+@dataclass(frozen=True)
+class EnvArgs:
+    """The options among a test job's pytest arguments that decide its envs."""
+
+    channels: tuple[str, ...] = ()
+    engine: str | None = None
+
+
+def env_args(pytest_args: Sequence[str]) -> EnvArgs:
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--conda-matrix-channel", action="append", default=[])
+    parser.add_argument("--conda-matrix-engine")
+    known, _ = parser.parse_known_args(list(pytest_args))
+    return EnvArgs(tuple(known.conda_matrix_channel), known.conda_matrix_engine)
+
+
+def _overridden(config: MatrixConfig, args: EnvArgs, resolve: bool) -> MatrixConfig:
+    """``config`` with the channels and engine of the pytest arguments (relative to the
+    current folder, as pytest takes them). With ``resolve``, local channels become absolute
+    paths; else they stay as written: in the matrix job they may not exist yet."""
+    changes: dict[str, Any] = {}
+    if args.channels:
+        here = Path.cwd()
+        changes["channels"] = tuple(
+            str((here / c).resolve()) if resolve and (here / c).is_dir() else c
+            for c in args.channels
+        )
+    if args.engine:
+        changes["engine"] = args.engine
+    return dataclasses.replace(config, **changes) if changes else config
 
 
 def host_key(facts: dict[str, Any]) -> str:
@@ -259,13 +301,22 @@ def add_parser(sub: Any) -> None:
         "--host-key",
         action="store_true",
         help="instead, print `host-key=<hash>` for this machine (its platform, glibc, CPU "
-        "microarchitecture and cache folder): the workflow appends it to the cell's cache-key",
+        "microarchitecture, cache folder and local channels' index): the workflow appends it "
+        "to the cell's cache-key",
+    )
+    parser.add_argument(
+        "pytest_args",
+        nargs="*",
+        metavar="-- PYTEST_ARGS",
+        help="the pytest arguments of the test jobs: the channels and engine they give "
+        "(--conda-matrix-channel, --conda-matrix-engine) go into the keys",
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    extra = env_args(args.pytest_args)
     if args.host_key:
-        return print_host_key(args.config, args.output)
+        return print_host_key(args.config, args.output, extra)
     platform = args.platform
     if platform is not None:
         _check_platform(platform)
@@ -274,9 +325,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--runs-on {label!r} is not a runner label", hint="e.g. --runs-on ubuntu-latest"
             )
-    config, cells = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=args.config))
+    config, _ = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=args.config))
+    config = _overridden(config, extra, resolve=False)
     try:
-        cells = select_cells(cells, args.select)
+        cells = select_cells(build_cells(config), args.select)
     except UsageError as exc:
         message = exc.message.replace("--conda-matrix-select", "--select")
         raise UsageError(message, hint=exc.hint) from None
@@ -287,15 +339,18 @@ def run(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
-def print_host_key(config_path: Path | None, output: Path | None) -> int:
+def print_host_key(config_path: Path | None, output: Path | None, extra: EnvArgs) -> int:
     # The configured engine builds here: its version is a fact of this machine (no
     # configuration found means the default engine).
     engine_name = "rattler"
+    channels: tuple[str, ...] = ()
     if config_path is not None or find_config_file(Path.cwd().resolve()) is not None:
-        engine_name = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=config_path))[0].engine
+        config = load_matrix(SessionOptions(cwd=Path.cwd(), config_path=config_path))[0]
+        config = _overridden(config, extra, resolve=True)
+        engine_name, channels = config.engine, config.channels
     root = cache_root(None)
-    engine = make_engine(engine_name, root)
-    facts = host_facts(engine, _host_engine().platform, root)
+    engine = make_engine(extra.engine or engine_name, root)
+    facts = host_facts(engine, _host_engine().platform, root, channels)
     sys.stderr.write("host key from: " + json.dumps(facts, sort_keys=True) + "\n")
     key = host_key(facts)
     emit("host-key", key, plain=f"host-key={key}", output=output)

@@ -3,6 +3,10 @@
 Templates are package data (``templates/*.yml``) with ``@@NAME@@`` placeholders: GitHub's own
 ``${{ }}`` syntax rules out the usual template engines' braces, and a replace needs no
 dependency. Every value is inserted as a JSON string, which YAML reads as a quoted scalar.
+
+Actions are named by major version (``actions/checkout@v7``), which follows the action's
+fixes; ``--pin-sha`` names the commit of a release instead (``@<sha> # v7.0.1``), which
+nothing can move: the choice of projects that pin their whole supply chain.
 """
 
 from __future__ import annotations
@@ -24,6 +28,40 @@ PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
 PYTHON_RE = re.compile(r"^3\.\d+$")
 DEFAULT_TOOL_PYTHON = "3.12"
 DEFAULT_INSTALL = "pytest-condamatrix"
+
+
+@dataclass(frozen=True)
+class Release:
+    major: str  # what the templates name: the action's current major version
+    version: str  # its latest release known to this version of pytest-condamatrix
+    sha: str  # the commit of that release
+
+
+#: every action the templates use; a test keeps this table and the templates in step
+ACTIONS = {
+    "actions/checkout": Release("v7", "v7.0.1", "3d3c42e5aac5ba805825da76410c181273ba90b1"),
+    "actions/setup-python": Release("v7", "v7.0.0", "5fda3b95a4ea91299a34e894583c3862153e4b97"),
+    "actions/cache": Release("v5", "v5.0.5", "27d5ce7f107fe9357f9df03efb73ab90386fccae"),
+    "actions/upload-artifact": Release("v7", "v7.0.0", "bbbca2ddaa5d8feaa63e36b76fdaad77386f024f"),
+    "actions/download-artifact": Release(
+        "v8", "v8.0.1", "3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c"
+    ),
+}
+# `uses: actions/cache/restore@v5`: repository, sub-action path, version
+USES = re.compile(r"(?m)^(\s*(?:- )?uses: )([\w.-]+/[\w.-]+)((?:/[\w.-]+)*)@(\S+)$")
+
+
+def pin_actions(text: str) -> str:
+    """Name each action by the commit of its release, its version in a comment."""
+
+    def pin(match: re.Match[str]) -> str:
+        lead, repo, sub, ref = match.groups()
+        release = ACTIONS.get(repo)
+        if release is None or ref != release.major:
+            raise CondaMatrixError(f"no pinned release for {repo}{sub}@{ref}")
+        return f"{lead}{repo}{sub}@{release.sha}  # {release.version}"
+
+    return USES.sub(pin, text)
 
 
 @dataclass(frozen=True)
@@ -55,6 +93,7 @@ def render_template(
     *,
     python: str = DEFAULT_TOOL_PYTHON,
     install: str = DEFAULT_INSTALL,
+    pin_sha: bool = False,
 ) -> str:
     if not PYTHON_RE.match(python):
         raise UsageError(
@@ -66,7 +105,8 @@ def render_template(
             f"--install {install!r} is not a pip requirement",
             hint="e.g. --install 'pytest-condamatrix==0.1.0' (one line)",
         )
-    return render(template_text(template), {"TOOL_PYTHON": python, "INSTALL": install.strip()})
+    text = render(template_text(template), {"TOOL_PYTHON": python, "INSTALL": install.strip()})
+    return pin_actions(text) if pin_sha else text
 
 
 def write_workflow(path: Path, text: str, *, force: bool = False) -> Path:
@@ -124,11 +164,17 @@ def add_parser(sub: Any) -> None:
         help=f"what the jobs `pip install` (default: {DEFAULT_INSTALL}); pin it to keep the "
         "jobs of one run on one version",
     )
+    parser.add_argument(
+        "--pin-sha",
+        action="store_true",
+        help="name each action by the commit of its release (`@<sha>  # v7.0.1`) instead of "
+        "its major version (`@v7`)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     template = REUSABLE if args.reusable else WORKFLOW
-    text = render_template(template, python=args.python, install=args.install)
+    text = render_template(template, python=args.python, install=args.install, pin_sha=args.pin_sha)
     path = write_workflow(args.path or Path(template.default_path), text, force=args.force)
     print(f"wrote {path}")
     if find_config_file(Path.cwd().resolve()) is None:

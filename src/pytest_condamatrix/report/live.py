@@ -1,6 +1,6 @@
 """Live progress on a terminal: a line per cell (phase, tests done) and a bar for the matrix.
 
-Used only on an interactive terminal; in CI, in pipes and with NO_COLOR the plain
+Used only on an interactive terminal; in CI and in pipes the plain
 :class:`~pytest_condamatrix.report.terminal.ProgressPrinter` lines are used instead.
 """
 
@@ -22,13 +22,12 @@ if TYPE_CHECKING:  # imported when used: ~20 ms that runs without a terminal nev
 
 
 def wants_live(console: Console) -> bool:
-    """Live display only for a person at a terminal: not in CI, not with NO_COLOR or TERM=dumb."""
-    return (
-        console.is_terminal
-        and not console.is_dumb_terminal
-        and "NO_COLOR" not in os.environ
-        and not os.environ.get("CI")
-    )
+    """Live display only for a person at a terminal: not in CI, not with TERM=dumb.
+
+    Colour is another matter (NO_COLOR, --color=no): a live display without colour is still
+    a live display.
+    """
+    return console.is_terminal and not console.is_dumb_terminal and not os.environ.get("CI")
 
 
 class LiveProgress:

@@ -1,15 +1,17 @@
 """Terminal output: progress lines while cells run, then one table for the whole matrix.
 
-Rendering goes through a rich Console; without a terminal (CI logs, pipes) or with NO_COLOR
-it prints plain text, so the same report reads well in both places.
+Rendering goes through a rich Console; without a terminal (CI logs, pipes) it prints plain
+text, so the same report reads well in both places. Colour follows pytest's conventions
+(:func:`color_choice`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -37,12 +39,53 @@ STATUS_STYLE = {
 QUIET_PHASES = ("checking cache", "waiting for lock", "ready", "waiting for the GPU")
 
 
-def make_console(file: IO[str] | None = None, *, width: int | None = None) -> Console:
+def color_choice(color: str | None = None) -> bool | None:
+    """Colour on (True), off (False) or the terminal's call (None), as pytest decides it.
+
+    pytest's ``--color=yes|no`` wins, then ``PY_COLORS=1|0``. Otherwise a non-empty
+    ``NO_COLOR`` removes colour (an empty one is ignored, as no-color.org says), and
+    ``FORCE_COLOR`` makes rich take the output for a terminal.
+    """
+    if color in ("yes", "no"):
+        return color == "yes"
+    py_colors = os.environ.get("PY_COLORS")
+    if py_colors in ("1", "0"):
+        return py_colors == "1"
+    return None
+
+
+def make_console(
+    file: IO[str] | None = None, *, width: int | None = None, color: str | None = None
+) -> Console:
+    """The console of every report; ``color`` is pytest's ``--color`` (yes, no, auto)."""
+    choice = color_choice(color)
+    # An explicit colour system colours a pipe too without making it a terminal, so the live
+    # display (which needs one) stays off there; None renders no styles at all.
+    system: Literal["auto", "standard"] | None = (
+        "auto" if choice is None else "standard" if choice else None
+    )
+    if choice and _isatty(file or sys.stdout):
+        system = "auto"  # a real terminal: let rich find its best colours
     # soft_wrap: long messages stay one line (grep-able logs); tables still fit the width
-    console = Console(file=file, width=width, highlight=False, soft_wrap=True)
+    console = Console(
+        file=file,
+        width=width,
+        highlight=False,
+        soft_wrap=True,
+        color_system=system,
+        # --color=yes outranks NO_COLOR; an empty NO_COLOR is ignored (rich < 13.8 took it)
+        no_color=os.environ.get("NO_COLOR", "") != "" if choice is None else not choice,
+    )
     if width is None and not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = PLAIN_WIDTH  # CI logs and pipes are wider than rich's 80 columns
     return console
+
+
+def _isatty(file: IO[str]) -> bool:
+    try:
+        return file.isatty()
+    except (AttributeError, ValueError):  # no such method, or closed
+        return False
 
 
 def format_seconds(seconds: float) -> str:
