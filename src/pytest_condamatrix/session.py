@@ -11,6 +11,7 @@ import os
 import platform
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -117,7 +118,9 @@ def run_from_pytest(config: pytest.Config) -> ExitCode:
     )
     if not options.list_only:
         check_test_paths(config)
-    return run_session(options, make_console(), pytest_config=config)
+        print_pytest_header(config)
+    console = make_console(color=config.getoption("color", "auto"))
+    return run_session(options, console, pytest_config=config)
 
 
 def _reportchars(config: pytest.Config) -> str:
@@ -127,6 +130,25 @@ def _reportchars(config: pytest.Config) -> str:
         return getreportopt(config)
     except Exception:  # a pytest whose internals moved: pytest's default
         return "fE"
+
+
+def print_pytest_header(config: pytest.Config) -> None:
+    """pytest's usual header (platform, rootdir, configfile, plugins) before the matrix's."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.get_verbosity() < 0 or config.getoption("no_header", False):
+        return
+    import pluggy
+
+    reporter.write_sep("=", "test session starts", bold=True)
+    reporter.write_line(
+        f"platform {sys.platform} -- Python {platform.python_version()}, "
+        f"pytest-{pytest.__version__}, pluggy-{pluggy.__version__}"
+    )
+    lines = config.hook.pytest_report_header(config=config, start_path=config.invocation_params.dir)
+    for line_or_lines in reversed(lines):  # as pytest prints them: the last plugin's first
+        for line in [line_or_lines] if isinstance(line_or_lines, str) else line_or_lines:
+            reporter.write_line(line)
+    reporter.flush()  # before the matrix's own lines, which go through another writer
 
 
 def check_test_paths(config: pytest.Config) -> None:

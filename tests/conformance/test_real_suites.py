@@ -5,8 +5,10 @@ cache). It runs once through ``pytest --conda-matrix``, then directly with
 ``<prefix>/bin/python -m pytest`` in every cell's own env prefix, with the same arguments and
 import path; the counts of the matrix for each cell must equal those of pytest's own summary
 line there. Together the suites cover unittest ``subTest`` on pytest 9 (counted as subtests)
-and pytest 8 (not), xfail, heavy parametrize, ``--doctest-modules``, a conftest.py,
-``--strict-config`` with ``-p no:cacheprovider``, and pytest-xdist inside the cells.
+and pytest 8 (not), xfail, heavy parametrize, ``--doctest-modules``, a conftest.py that
+pytest 9 refuses while pytest 8 takes it (cells that end before reporting),
+``--strict-config`` with ``-p no:cacheprovider``, and pytest-xdist and pytest-cov inside
+the cells.
 """
 
 from __future__ import annotations
@@ -83,15 +85,23 @@ SUITES = (
         "b241f5885f560bc56a59ee63ca4c6a8bfa46ae4ad651af316d4e81817bb9fd88",
         ("-p", "no:cacheprovider"),
         pythonpath="src",
-        covers="xfail, subTest, --strict-config in addopts with -p no:cacheprovider",
-        expect=("xfailed",),
+        pip=("typing-extensions>=4.6.0",),  # its declared requirement, checked in every mode
+        covers="subTest, --strict-config in addopts with -p no:cacheprovider",
+    ),
+    Suite(
+        "chardet==5.2.0",
+        "1b3b6ff479a8c414bc3fa2c0852995695c4a026dcd6d0633b2dd092ca39c1cf7",
+        ("test.py", "-k", "turkish or IBM855"),
+        covers="xfail, heavy parametrize over data files, -k, warnings",
+        expect=("xfailed", "deselected", "warnings"),
     ),
     Suite(
         "semver==3.0.4",
         "afc7d8c584a5ed0a11033af086e8af226a9c0b206f313e0301f8dd7b6b589602",
         ("tests",),
         pythonpath="src",
-        covers="heavy parametrize, a conftest that imports the project",
+        pip=("pytest-cov==6.2.1",),  # its .pytest.ini asks for --cov
+        covers="heavy parametrize, a conftest that imports the project, pytest-cov in cells",
     ),
     Suite(
         "cachetools==6.1.0",
@@ -179,6 +189,7 @@ def test_every_cell_counts_what_pytest_counts(
         channels: ["{local_channel.path}"]
         dependencies: [pytest]
         pythonpath: ["{suite.pythonpath}"]
+        install: none  # the direct runs import the sources the same way
         """)
         + (f"pip:{pip}\n" if pip else ""),
         encoding="utf-8",
@@ -211,8 +222,11 @@ def test_every_cell_counts_what_pytest_counts(
         assert cell["exit_code"] == direct.returncode, cell["message"]
         if not any(SUMMARY.match(line.strip()) for line in direct.stdout.splitlines()):
             # pytest ended before its summary: the cell must say why, in pytest's words
-            last = (direct.stdout + direct.stderr).strip().splitlines()[-1]
-            assert last in cell["message"], f"{cell['cell']}: {cell['message']!r}"
+            said = [line for line in cell["message"].splitlines()[1:] if len(line) > 10]
+            first = cell["message"].splitlines()[0].partition(": ")[2]
+            assert any(part in direct.stdout + direct.stderr for part in [first, *said]), (
+                f"{cell['cell']}: {cell['message']!r}"
+            )
         ids = [(t["nodeid"], t["when"], t["subtest"]) for t in cell["tests"] if not t["subtest"]]
         assert len(ids) == len(set(ids)), "a report was counted twice"
         seen.update(expected)
