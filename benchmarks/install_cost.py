@@ -25,7 +25,7 @@ from pytest_condamatrix.install import InstallSettings, prepare_install
 from pytest_condamatrix.matrix import build_cells
 from pytest_condamatrix.testing import build_local_channel
 
-from .run import bench_dir
+from .tools import bench_dir
 
 PYTHONS = ("3.9", "3.11", "3.12")
 START = "<!-- install-cost:start -->"

@@ -24,16 +24,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from . import measure, projects, report
 from .plan import MATRICES, PLANS, SECTIONS, WORKLOADS, Matrix, Plan
-from .tools import BenchError, Context, base_env
+from .tools import BENCH_DIR_VAR, BenchError, Context, base_env, bench_dir
 
 REPO = Path(__file__).resolve().parent.parent
 FULL_JSON = REPO / "benchmarks" / "results" / "latest.json"
 FULL_MARKDOWN = REPO / "docs" / "benchmarks.md"
-BENCH_DIR_VAR = "CONDAMATRIX_BENCH_DIR"
 #: the Python packages whose versions a results file records
 VERSIONS = ("pytest-condamatrix", "py-rattler", "pytest", "nox", "tox", "virtualenv", "uv")
 #: which tool needs which importable module
@@ -74,15 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure nothing: write the Markdown page again from a results file",
     )
     return parser
-
-
-def bench_dir(explicit: Path | None) -> Path:
-    if explicit is not None:
-        return explicit.expanduser().resolve()
-    env = os.environ.get(BENCH_DIR_VAR)
-    if env:
-        return Path(env).expanduser().resolve()
-    return Path(platformdirs.user_cache_dir("pytest-condamatrix", appauthor=False)) / "bench"
 
 
 def choose_plan(args: argparse.Namespace) -> Plan:

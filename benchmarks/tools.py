@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from .plan import Matrix
 from .projects import Project, tox_envs
 
@@ -262,3 +264,15 @@ def warm_up(
     """An untimed run that creates what the timed runs reuse (venvs, bytecode caches): nox
     ``-R`` and tox create a missing env and install into it, then reuse it."""
     run_tool(ctx, tool, project, matrix, prefixes)
+
+
+BENCH_DIR_VAR = "CONDAMATRIX_BENCH_DIR"
+
+
+def bench_dir(explicit: Path | None) -> Path:
+    if explicit is not None:
+        return explicit.expanduser().resolve()
+    env = os.environ.get(BENCH_DIR_VAR)
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(platformdirs.user_cache_dir("pytest-condamatrix", appauthor=False)) / "bench"

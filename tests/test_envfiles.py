@@ -14,7 +14,7 @@ import pytest
 from conftest import RunMatrix
 from pytest_condamatrix.config import load_config
 from pytest_condamatrix.errors import ConfigError
-from pytest_condamatrix.matrix import build_cells
+from pytest_condamatrix.matrix import build_cells, with_build_pin_notes
 
 MakeProject = Callable[..., Path]
 
@@ -378,10 +378,12 @@ def test_spec_pinned_to_one_cuda_build_is_flagged_for_the_cells_it_cannot_fit(
         tmp_path / "environment.yml",
         "dependencies:\n  - pytorch=2.0.1=py3.11_cuda11.8_0\n  - numpy=1.26=py311h_0\n",
     )
-    config = load_config(
-        write(
-            tmp_path / "condamatrix.yml",
-            "python: ['3.11']\ncuda: [cpu, '11.8', '12.1']\nenvironment: environment.yml\n",
+    config = with_build_pin_notes(
+        load_config(
+            write(
+                tmp_path / "condamatrix.yml",
+                "python: ['3.11']\ncuda: [cpu, '11.8', '12.1']\nenvironment: environment.yml\n",
+            )
         )
     )
     assert config.note is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .envfile import EnvironmentFile, check_pip_specs, load_environment_file, merge_dependencies
-from .envfile_checks import build_pin_note, drop_nodefaults, python_pin_note
+from .envfile_checks import drop_nodefaults, python_pin_note
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -349,16 +349,15 @@ def parse_config(
 
 
 def _with_environment_notes(config: MatrixConfig, env: EnvironmentFile, where: Any) -> MatrixConfig:
-    """Add to the run's note what the environment file's pins mean for the cells."""
+    """Add to the run's note which of the file's pins the Python axis replaces (a pin that
+    contradicts it is an error). Pins that fit only some cells are the matrix's to say
+    (:func:`pytest_condamatrix.matrix.with_build_pin_notes`): it knows the cells."""
     from dataclasses import replace
-
-    from .matrix import build_cells  # matrix imports this module
 
     pythons = tuple(
         dict.fromkeys((*config.python, *(r.python for r in config.include if r.python)))
     )
-    cells = [(c.id, c.python, c.cuda) for c in build_cells(config)]
-    notes = [config.note, python_pin_note(env, pythons, where), build_pin_note(env, cells)]
+    notes = [config.note, python_pin_note(env, pythons, where)]
     return replace(config, note="\n".join(n for n in notes if n) or None)
 
 

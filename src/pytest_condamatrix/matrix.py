@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from collections.abc import Sequence
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from .config import CellRule, MatrixConfig
 from .envfile import spec_name
+from .envfile_checks import build_pin_note
 from .errors import ConfigError, UsageError
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -89,6 +91,18 @@ def build_cells(config: MatrixConfig) -> list[Cell]:
             Cell(python=python, cuda=cuda, dependencies=deps, channels=channels, pip=config.pip)
         )
     return cells
+
+
+def with_build_pin_notes(config: MatrixConfig) -> MatrixConfig:
+    """The config, its note saying which cells the environment file's build pins cannot fit
+    (``pytorch=2.0.1=py3.11_cuda11.8_0`` fits py3.11-cu11.8 only)."""
+    if config.environment is None:
+        return config
+    cells = [(c.id, c.python, c.cuda) for c in build_cells(config)]
+    note = build_pin_note(config.environment, cells)
+    if not note:
+        return config
+    return dataclasses.replace(config, note="\n".join(n for n in (config.note, note) if n))
 
 
 def _names_pytest(specs: Sequence[str], pip: Sequence[str]) -> bool:

@@ -31,7 +31,7 @@ from .envs.engines import Engine, make_engine
 from .envs.lock import LOCK_NAME, MatrixLock, record_identity
 from .errors import ConfigError, ExitCode, UsageError
 from .install import InstallSettings
-from .matrix import Cell, build_cells, select_cells
+from .matrix import Cell, build_cells, select_cells, with_build_pin_notes
 from .options import CELL_ONLY_OPTIONS, strip_matrix_args
 from .protocol import ReportRelay
 from .report.live import make_reporter
@@ -188,6 +188,7 @@ def load_matrix(options: SessionOptions) -> tuple[MatrixConfig, list[Cell]]:
             for c in options.channels
         )
         config = dataclasses.replace(config, channels=channels)
+    config = with_build_pin_notes(config)
     cells = select_cells(build_cells(config), options.select)
     return config, cells
 
