@@ -31,6 +31,7 @@ from typing import Any
 from rich.text import Text
 
 from . import cuda
+from .cellenv import cell_variables
 from .cli_options import add_cache_dir_option, add_config_option
 from .config import MatrixConfig
 from .envs.cache import EnvCache, EnvStatus
@@ -40,9 +41,6 @@ from .matrix import Cell
 from .report.terminal import ProgressPrinter, make_console
 from .runner import WORKER_MODULE, make_spec
 from .session import SessionOptions, cache_root, load_lock, load_matrix, locked_cells
-
-# What a cell must not inherit from the outer Python (as in a matrix run).
-DROP_ENV = ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
 
 
 def add_parsers(sub: Any) -> None:
@@ -190,23 +188,15 @@ def cell_environ(
     matrix run adds, it streams nothing and waits for nobody. The configuration's
     ``pytest-args`` reach it through ``PYTEST_ADDOPTS``.
     """
-    # Keep in step with the environment runner.MatrixRunner gives a cell's pytest.
-    environ = {k: v for k, v in outer.items() if k not in DROP_ENV}
     pythonpath = config.pythonpath
     if not pythonpath and (config.root / "src").is_dir():
         pythonpath = (config.root / "src",)
-    environ["PYTHONPATH"] = os.pathsep.join([str(worker_dir), *(str(p) for p in pythonpath)])
+    environ = cell_variables(cell, gpu, [str(worker_dir), *map(str, pythonpath)], outer)
     plugins = [p for p in outer.get("PYTEST_PLUGINS", "").split(",") if p.strip()]
     environ["PYTEST_PLUGINS"] = ",".join([*plugins, WORKER_MODULE])
     if config.pytest_args:  # `pytest-args` of the configuration, as every cell's pytest has
         addopts = [shlex.join(config.pytest_args), outer.get("PYTEST_ADDOPTS", "")]
         environ["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
-    environ["PYTHONNOUSERSITE"] = "1"  # ~/.local must not leak packages into a cell
-    environ["CONDAMATRIX_CELL"] = cell.id
-    environ["CONDAMATRIX_PYTHON"] = cell.python
-    environ["CONDAMATRIX_CUDA"] = cell.cuda
-    environ["CONDAMATRIX_GPU"] = "1" if gpu.gpu else "0"
-    environ["CONDAMATRIX_GPU_REASON"] = gpu.reason
     environ = activate(prefix, environ)
     # as `conda activate` names the env, for prompts and tools that show it
     environ["CONDA_DEFAULT_ENV"] = str(prefix)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import command, cuda
+from .cellenv import cell_variables
 from .envfile import file_fingerprints
 from .envs.cache import EnvCache, EnvStatus, LockWaitCancelled
 from .envs.engines import Engine
@@ -54,8 +55,6 @@ GO_FD_VAR = "CONDAMATRIX_GO_FD"  # the worker waits for its word (JSON) on this 
 #: our options, which the worker accepts and ignores (the cells read the ini's addopts too)
 OUTER_OPTIONS_VAR = "CONDAMATRIX_OUTER_OPTIONS"
 OUTER_OPTIONS_JSON = json.dumps({"flags": FLAG_OPTIONS, "values": VALUE_OPTIONS})
-# Variables of the outer Python that must not leak into a cell's interpreter.
-DROP_ENV = ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
 
 
 class Reporter(Protocol):
@@ -311,21 +310,12 @@ class MatrixRunner:
 
     def _cell_env(self, cell: Cell, env: EnvStatus, gpu: cuda.GpuDecision) -> dict[str, str]:
         opts = self.options
-        environ = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
-        environ.update(opts.extra_env)
         overlay = self._overlays.get(cell.id, Overlay())
+        pythonpath = [str(opts.run_dir), *overlay.pythonpath, *(str(p) for p in opts.pythonpath)]
+        environ = cell_variables(cell, gpu, pythonpath, {**os.environ, **opts.extra_env})
         bins = [*overlay.path, str(env.prefix / "bin")]
         environ["PATH"] = os.pathsep.join([*bins, environ.get("PATH", "")])
         environ["CONDA_PREFIX"] = str(env.prefix)
-        environ["PYTHONPATH"] = os.pathsep.join(
-            [str(opts.run_dir), *overlay.pythonpath, *(str(p) for p in opts.pythonpath)]
-        )
-        environ["PYTHONNOUSERSITE"] = "1"  # ~/.local must not leak packages into a cell
-        environ["CONDAMATRIX_CELL"] = cell.id
-        environ["CONDAMATRIX_PYTHON"] = cell.python
-        environ["CONDAMATRIX_CUDA"] = cell.cuda
-        environ["CONDAMATRIX_GPU"] = "1" if gpu.gpu else "0"
-        environ["CONDAMATRIX_GPU_REASON"] = gpu.reason
         environ[OUTER_OPTIONS_VAR] = OUTER_OPTIONS_JSON
         # every report in full only when a plugin of the outer run listens: it costs more
         environ["CONDAMATRIX_REPORTS"] = "all" if opts.relay.relays_tests else "short"
