@@ -293,3 +293,29 @@ def test_skipped():
     assert [(r[1], r[-2]) for r in rows] == [("py3.11-cpu", "failed"), ("py3.12-cpu", "passed")]
     assert "test_things.py::test_new_syntax: fails only on py3.11" in out
     assert "2 cells (1 failed, 1 passed); 1 failed, 3 passed, 2 skipped" in out
+
+
+def test_categories_nobody_knows_in_advance_are_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pytest-rerunfailures' `rerun`, pytest 9's subtests: merged, counted and shown."""
+    summary = {"passed": 1, "rerun": 2, "subtests passed": 3}
+    reran = cell("py3.12-cpu", "passed", "rerun", "rerun", summary=summary)
+    files = [shard(tmp_path, "a", reran), shard(tmp_path, "b", cell("py3.11-cpu", "passed"))]
+    code, out, _ = merge(capsys, *files, "--json", tmp_path / "merged.json")
+    assert code == 0
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    by_cell = {c["cell"]: c for c in merged["cells"]}
+    assert by_cell["py3.12-cpu"]["counts"] == summary
+    assert merged["totals"] == {"passed": 2, "rerun": 2, "subtests passed": 3}
+    assert "rerun" in out and "subtests passed" in out
+    assert "2 passed, 3 subtests passed, 2 rerun" in out  # pytest's order: known ones first
+
+
+def test_negative_or_fractional_counts_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = shard(tmp_path, "a", cell("py3.12-cpu", "passed", summary={"passed": -1}))
+    code, _, err = merge(capsys, bad)
+    assert code == ExitCode.RESULTS_ERROR
+    assert "summary: malformed results" in err

@@ -137,6 +137,8 @@ class ProgressPrinter:
         counts = count_text(result.counts())
         summary = f"{result.status}" + (f" ({counts})" if counts else "")
         summary += f" in {format_seconds(result.duration)}"
+        if result.message and result.status not in ("passed", "not-run"):
+            summary += " - " + result.message.partition("\n")[0]  # the whole note follows
         self._line(result.cell, summary, STATUS_STYLE.get(result.status, ""))
 
 
