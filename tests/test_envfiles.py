@@ -52,7 +52,7 @@ def test_environment_file_is_the_base_of_every_cell(tmp_path: Path) -> None:
     assert config.environment is not None
     assert config.environment.dropped == ("python=3.10", "cuda-version 11.8.*")
     (cell,) = build_cells(config)
-    assert cell.specs == ("python 3.12.*", "numpy >=1.24", "pip", "scipy")
+    assert cell.specs == ("python 3.12.*", "numpy >=1.24", "pip", "scipy", "pytest")
     assert cell.pip == ("requests==2.32.0", "rich")
 
 
@@ -69,7 +69,7 @@ def test_config_channels_come_first(tmp_path: Path) -> None:
 
 def test_pip_brings_pip_into_the_env(tmp_path: Path) -> None:
     config = load_config(write(tmp_path / "condamatrix.yml", "python: ['3.12']\npip: ['rich']\n"))
-    assert build_cells(config)[0].specs == ("python 3.12.*", "pip")
+    assert build_cells(config)[0].specs == ("python 3.12.*", "pytest", "pip")
 
 
 @pytest.mark.parametrize(

@@ -68,9 +68,10 @@ def test_cuda_cells_get_cuda_version_by_default_or_configured_specs(tmp_path: Pa
         root=tmp_path,
     )
     cells = {c.id: c for c in build_cells(config)}
-    assert cells["py3.12-cpu"].specs == ("python 3.12.*",)
-    assert cells["py3.12-cu11.8"].specs == ("python 3.12.*", "cuda-version 11.8.*")
-    assert cells["py3.12-cu12.1"].specs == ("python 3.12.*", "pytorch-cuda=12.1")
+    # pytest: add-pytest puts it into every cell that names none
+    assert cells["py3.12-cpu"].specs == ("python 3.12.*", "pytest")
+    assert cells["py3.12-cu11.8"].specs == ("python 3.12.*", "cuda-version 11.8.*", "pytest")
+    assert cells["py3.12-cu12.1"].specs == ("python 3.12.*", "pytorch-cuda=12.1", "pytest")
     assert cells["py3.12-cu12.1"].channels == ("conda-forge", "nvidia")
 
 

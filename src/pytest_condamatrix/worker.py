@@ -29,6 +29,7 @@ Environment it reads:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -76,7 +77,10 @@ def pytest_addoption(parser: Any) -> None:
         help="(set by pytest --conda-matrix) append this cell's reports to PATH",
     )
     # The outer run's options, where the cell's pytest reads them too (ini addopts): accepted
-    # here and ignored, as the outer run already took them.
+    # here and ignored, as the outer run already took them; the plugin declares them itself
+    # where it is installed in the cell.
+    if importlib.util.find_spec("pytest_condamatrix") is not None:
+        return
     try:
         names = json.loads(os.environ.get("CONDAMATRIX_OUTER_OPTIONS", "{}"))
     except ValueError:
@@ -88,7 +92,7 @@ def pytest_addoption(parser: Any) -> None:
                     group.addoption(name, dest="condamatrix_outer_" + name, help="(outer run)")
                 else:
                     group.addoption(name, action="store_true", dest="condamatrix_outer_" + name)
-            except ValueError:  # pytest-condamatrix itself is installed in the cell
+            except Exception:  # pytest-condamatrix itself is installed in the cell: it has them
                 pass
 
 
