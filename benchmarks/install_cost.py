@@ -25,12 +25,11 @@ from pytest_condamatrix.install import InstallSettings, prepare_install
 from pytest_condamatrix.matrix import build_cells
 from pytest_condamatrix.testing import build_local_channel
 
+from .sections import INSTALL_COST, write_section
 from .tools import bench_dir
 
 PYTHONS = ("3.9", "3.11", "3.12")
-START = "<!-- install-cost:start -->"
-END = "<!-- install-cost:end -->"
-PAGE = Path(__file__).parents[1] / "docs" / "benchmarks.md"
+START, END = INSTALL_COST
 
 
 def make_project(folder: Path, channel: Path) -> None:
@@ -156,26 +155,6 @@ def render(result: dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kept_section(page: Path) -> str:
-    """This benchmark's section of ``page``, for the page's generator to keep."""
-    try:
-        text = page.read_text(encoding="utf-8")
-    except OSError:
-        return ""
-    if START not in text or END not in text:
-        return ""
-    return "\n" + text[text.index(START) : text.index(END) + len(END)] + "\n"
-
-
-def write(section: str, page: Path = PAGE) -> None:
-    text = page.read_text(encoding="utf-8")
-    if START in text and END in text:
-        text = text[: text.index(START)] + section.strip() + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    page.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.install_cost")
     parser.add_argument("--quick", action="store_true", help="a smoke run; the page is kept")
@@ -185,7 +164,7 @@ def main() -> None:
     section = render(result)
     print(section)
     if not args.quick:
-        write(section)
+        write_section(section, INSTALL_COST)
 
 
 if __name__ == "__main__":

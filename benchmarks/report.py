@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .sections import kept_sections
+
 SCHEMA = "pytest-condamatrix/benchmarks"
 SCHEMA_VERSION = 1
 
@@ -231,9 +233,7 @@ def write_json(results: dict[str, Any], path: Path, scrub: Iterable[tuple[str, s
 def write_markdown(
     results: dict[str, Any], path: Path, scrub: Iterable[tuple[str, str]] = ()
 ) -> None:
-    from .install_cost import kept_section  # its own command writes that section
-
-    _write(path, _scrub(render_markdown(results), scrub) + kept_section(path))
+    _write(path, _scrub(render_markdown(results), scrub) + kept_sections(path))
 
 
 def _scrub(text: str, pairs: Iterable[tuple[str, str]]) -> str:
