@@ -39,7 +39,8 @@ from typing import Any, Literal
 from filelock import ReadWriteLock, Timeout
 
 from .. import __version__
-from ..errors import CacheError
+from ..errors import CacheError, EnvBuildError
+from . import inuse
 from .spec import EnvSpec, describe_changes
 
 STAMP = Path("conda-meta") / "condamatrix-stamp.json"
@@ -243,6 +244,7 @@ class EnvCache:
         final = self.prefix_for(spec)
         self._sweep(spec)
         if final.exists():
+            self._refuse_if_in_use(spec, final)
             self._discard(final)
         in_place = builds_in_place(builder)
         tmp = (
@@ -294,6 +296,17 @@ class EnvCache:
             packages=tuple(packages),
             seconds=time.monotonic() - start,
         )
+
+    def _refuse_if_in_use(self, spec: EnvSpec, prefix: Path) -> None:
+        """Keep an env that processes still run from (left by a killed run: no lock says so)."""
+        users = inuse.wait_until_unused(prefix)
+        if users:
+            shown = ", ".join(str(pid) for pid in users[:5])
+            raise EnvBuildError(
+                f"the env of {spec.cell_id} is still used by process(es) {shown}, left behind "
+                f"by a run that was killed: {prefix} is not rebuilt under them",
+                hint="end those processes (or wait for them), then run again",
+            )
 
     def _sweep(self, spec: EnvSpec) -> None:
         """Remove leftovers of killed builds of this env (we hold its write lock)."""
