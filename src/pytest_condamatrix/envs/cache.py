@@ -40,10 +40,11 @@ from filelock import ReadWriteLock, Timeout
 
 from .. import __version__
 from ..errors import CacheError, EnvBuildError
-from . import inuse
+from . import inuse, verify
+from . import stamp as stamps
 from .spec import EnvSpec, describe_changes
 
-STAMP = Path("conda-meta") / "condamatrix-stamp.json"
+STAMP = stamps.STAMP
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by pytest-condamatrix.\n"
@@ -55,6 +56,8 @@ Builder = Callable[[EnvSpec, Path, Path], list[str]]
 PhaseCallback = Callable[[str], None]
 #: how often a wait for an env's lock asks whether the run was interrupted
 LOCK_POLL_SECONDS = 0.2
+#: files that may differ from conda-meta after a build (a pip layer's) before reuse stops checking
+UNCHECKED_LIMIT = 1000
 
 
 class LockWaitCancelled(Exception):
@@ -213,11 +216,30 @@ class EnvCache:
             return None, f"moved env: it was built at {built_at}"
         if not python_executable(prefix).exists():
             return None, "damaged env: its python executable is missing"
+        why = stamps.problem(prefix, stamp)
+        if why:
+            return None, why
         if files and stamp.get("files_complete", True):
-            missing = _missing_files(prefix, stamp.get("packages"))
-            if missing:
-                return None, f"damaged env: {missing}"
+            why = _files_problem(prefix, stamps.unchecked(stamp), content=False)
+            if why:
+                return None, f"damaged env: {why}"
         return stamp, ""
+
+    def check_suspected(self, spec: EnvSpec) -> str:
+        """Compare every file of the env with its package (content too) after a cell failed in
+        a way that suggests damage (an exec format error, an installed module that does not
+        import); a damaged env is discarded, so the next use rebuilds it. Returns what was
+        found, empty when the env is whole.
+        """
+        with self._hold(self.lock_for(spec), "write", None):
+            stamp, why = self._check(spec)
+            if stamp is None:
+                return why
+            why = _files_problem(self.prefix_for(spec), stamps.unchecked(stamp), content=True)
+            if why:
+                self._discard(self.prefix_for(spec))
+                return f"damaged env: {why}"
+        return ""
 
     def _why_missing(self, spec: EnvSpec) -> str:
         """Explain a cache miss by diffing against the newest env of the same cell, if any."""
@@ -255,9 +277,10 @@ class EnvCache:
         start = time.monotonic()
         phase("building")
         try:
-            packages = builder(spec, tmp, final)
+            packages, repaired, unchecked = self._build_verified(spec, builder, tmp, final)
+            if repaired:
+                reason = f"{reason}; {repaired}"
             stamp = {
-                "format": 1,
                 "key": spec.key,
                 "cell": spec.cell_id,
                 "inputs": spec.inputs(),
@@ -265,11 +288,13 @@ class EnvCache:
                 "built_at": time.time(),
                 "built_by": f"pytest-condamatrix {__version__}",
                 "prefix": str(final),
-                # False when files conda-meta lists were gone right after the build (a pip
-                # layer may replace a conda package): then reuse cannot check them.
-                "files_complete": not _missing_files(tmp, packages),
+                "files_complete": unchecked is not None,
+                # files that differed from conda-meta right after the build (a pip layer may
+                # replace a conda package's files): reuse checks all the others
+                "unchecked": sorted(unchecked or ()),
+                "records": stamps.record_digests(tmp),
             }
-            _write_atomic(tmp / STAMP, json.dumps(stamp, indent=1))
+            _write_atomic(tmp / STAMP, json.dumps(stamps.sealed(stamp), indent=1))
             if not in_place:
                 tmp.rename(final)  # the one step that publishes the env
         except BaseException as exc:
@@ -308,6 +333,57 @@ class EnvCache:
                 hint="end those processes (or wait for them), then run again",
             )
 
+    def _build_verified(
+        self, spec: EnvSpec, builder: Builder, tmp: Path, final: Path
+    ) -> tuple[list[str], str, frozenset[str] | None]:
+        """Build, then compare every installed file with its package (content too).
+
+        A hard-linked file that differs is damaged in the package cache itself (and so in
+        every env built from it): that package cache entry is discarded, so that the engine
+        extracts it again, and the env is built once more. Returns the packages, what was
+        repaired, and the files that differ anyway (a pip layer's; None when too many).
+        """
+        packages = builder(spec, tmp, final)
+        damage = self._linked_damage(spec, tmp)
+        repaired = ""
+        if damage:
+            for entry in {d.package_dir for d in damage}:
+                self._discard_package(Path(entry))
+            repaired = f"repaired the package cache: {verify.describe(damage)}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            packages = builder(spec, tmp, final)
+            damage = self._linked_damage(spec, tmp)
+            if damage:
+                raise EnvBuildError(
+                    f"the env of {spec.cell_id} is damaged right after its build: "
+                    f"{verify.describe(damage)}",
+                    hint="clear the package cache (`condamatrix cache prune --packages`) and "
+                    "check the channel's packages",
+                )
+        left = verify.damaged_files(tmp, content=False, limit=UNCHECKED_LIMIT + 1)
+        if len(left) > UNCHECKED_LIMIT:
+            return packages, repaired, None
+        return packages, repaired, frozenset(d.path for d in left)
+
+    def _linked_damage(self, spec: EnvSpec, prefix: Path) -> list[verify.Damage]:
+        # Only hard links share the package cache's copy; other differences are the install's
+        # own (a pip layer replacing files, a file a package lists but never ships).
+        return [d for d in verify.damaged_files(prefix, content=True) if d.linked]
+
+    def _discard_package(self, entry: Path) -> None:
+        """Remove one package cache entry (only inside our package cache: never elsewhere)."""
+        pkgs = self.package_cache.resolve()
+        try:
+            resolved = entry.resolve()
+        except OSError:
+            return
+        if resolved.parent != pkgs or not resolved.is_dir():
+            return
+        doomed = self.root / "trash" / f"pkgs-{resolved.name}.{uuid.uuid4().hex[:8]}"
+        with contextlib.suppress(OSError):
+            resolved.rename(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+
     def _sweep(self, spec: EnvSpec) -> None:
         """Remove leftovers of killed builds of this env (we hold its write lock)."""
         for folder in ("tmp", "trash"):
@@ -326,48 +402,13 @@ class EnvCache:
             (self.root / "locks" / f"{spec.dirname}.used").touch()
 
 
-def _missing_files(prefix: Path, packages: Any) -> str:
-    """What is gone of the files the env's packages installed, as conda-meta lists them.
-
-    One listing per folder (a few ms for a Python env): cheap enough for every reuse, and
-    it catches what a stamp cannot, such as a deleted stdlib module. Empty when all is there.
-    """
-    meta = prefix / "conda-meta"
-    for package in packages if isinstance(packages, list) else []:
-        if not isinstance(package, str) or ":" in package or package.count("=") != 2:
-            continue  # not a conda package (e.g. "pip:name==1.0"): conda-meta does not list it
-        record = meta / (package.replace("=", "-") + ".json")
-        if not record.is_file():
-            return f"the record of its package {package} is missing"
-    gone: list[str] = []
-    count = 0
-    # One listing per folder instead of one lstat per file: the same answer (a listing holds
-    # dangling links too, as lexists does), 3x faster on a warm cache-hit decision.
-    base = str(prefix)
-    listings: dict[str, frozenset[str]] = {}
-    for record in sorted(meta.glob("*.json")):
-        if record.name == STAMP.name:
-            continue
-        try:
-            files = json.loads(record.read_text(encoding="utf-8")).get("files", [])
-        except (OSError, ValueError, AttributeError):
-            return f"its package record conda-meta/{record.name} is unreadable"
-        for rel in files if isinstance(files, list) else []:
-            folder, _, name = str(rel).rpartition("/")
-            present = listings.get(folder)
-            if present is None:
-                try:
-                    # names only: listdir makes no per-entry objects, unlike iterdir/scandir
-                    present = frozenset(os.listdir(f"{base}/{folder}" if folder else base))  # noqa: PTH208
-                except OSError:
-                    present = frozenset()
-                listings[folder] = present
-            if name not in present:
-                count += 1
-                gone.append(str(rel))
-    if not count:
-        return ""
-    return f"{count} installed file(s) are missing, e.g. {', '.join(gone[:3])}"
+def _files_problem(prefix: Path, unchecked: frozenset[str], *, content: bool) -> str:
+    """What is wrong with the env's installed files, as its conda-meta records describe them."""
+    try:
+        damage = verify.damaged_files(prefix, content=content, skip=unchecked)
+    except verify.UnreadableRecord as exc:
+        return f"its package record {exc} is unreadable"
+    return verify.describe(damage) if damage else ""
 
 
 def _disk_full(exc: BaseException) -> bool:
