@@ -198,6 +198,8 @@ class EnvCache:
         ``files``: also check that every file its packages installed is still there.
         """
         prefix = self.prefix_for(spec)
+        if prefix.is_symlink():  # never followed: what it points at is not the cache's
+            return None, "damaged env: a symbolic link is in place of its folder"
         if not prefix.exists():
             return None, self._why_missing(spec)
         stamp_path = prefix / STAMP
@@ -265,7 +267,9 @@ class EnvCache:
     ) -> EnvStatus:
         final = self.prefix_for(spec)
         self._sweep(spec)
-        if final.exists():
+        if final.is_symlink():
+            final.unlink()  # the link only, dangling or not
+        elif final.exists():
             self._refuse_if_in_use(spec, final)
             self._discard(final)
         in_place = builds_in_place(builder)

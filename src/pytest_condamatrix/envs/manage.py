@@ -269,10 +269,18 @@ def scan(root: Path) -> CacheListing:
                 usage.add_tree(sub, f"{child.name}/{sub.name}")
         else:
             usage.add_tree(child, "other")
-    env_paths = sorted(p for p in _children(root / "envs") if p.is_dir() and not p.is_symlink())
+    env_paths = sorted(p for p in _children(root / "envs") if _is_env_entry(p))
     packages = sorted(p.name for p in _children(root / "pkgs") if p.is_dir() and not p.is_symlink())
     envs = [_env_entry(root, path, usage) for path in env_paths]
     return CacheListing(root, True, envs, packages, usage)
+
+
+def _is_env_entry(path: Path) -> bool:
+    """A folder of envs/, or a link named as ours (dangling or not): never a valid env, and
+    listed so that prune and remove see it; other links are not ours and stay unseen."""
+    if path.is_symlink():
+        return ENV_NAME.fullmatch(path.name) is not None
+    return path.is_dir()
 
 
 def _children(folder: Path) -> list[Path]:
@@ -285,7 +293,8 @@ def _children(folder: Path) -> list[Path]:
 def _env_entry(root: Path, path: Path, usage: DiskUsage) -> EnvEntry:
     stamp: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
-        data = json.loads((path / STAMP).read_text(encoding="utf-8"))
+        # a link is never read through: what it points at is not in the cache
+        data = {} if path.is_symlink() else json.loads((path / STAMP).read_text("utf-8"))
         if isinstance(data, dict):
             stamp = data
     match = ENV_NAME.fullmatch(path.name)
@@ -432,7 +441,7 @@ def _delete(root: Path, path: Path) -> None:
         path.rename(doomed)
     except OSError:
         doomed = path
-    shutil.rmtree(doomed, ignore_errors=True)
+    _delete_any(doomed)  # a link in place of an env goes, never what it points at
 
 
 def remove_envs(
@@ -587,7 +596,7 @@ def _sweep_leftovers(listing: CacheListing, now: float, *, dry_run: bool, say: S
             say(f"{'would remove' if dry_run else 'removed'} leftover {name}")
             actions.append(Action("leftover", name, True, "left by a killed build", freed))
     if not dry_run:
-        alive = {e.name for e in listing.envs if e.path.exists()}
+        alive = {e.name for e in listing.envs if os.path.lexists(e.path)}
         for used in _children(root / "locks"):
             if used.suffix == ".used" and used.stem not in alive:
                 with contextlib.suppress(OSError):
