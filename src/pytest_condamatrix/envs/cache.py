@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from filelock import ReadWriteLock, Timeout
 
-from .. import __version__
+from .. import __version__, atomic
 from ..errors import CacheError, EnvBuildError
 from . import inuse, verify
 from . import stamp as stamps
@@ -117,7 +117,7 @@ class EnvCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Created here so that it honours the umask: filelock would make it 0600, which
             # locks out the other users of a cache shared through a group.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+            atomic.touch_lock_file(path)
             # A fresh instance per use: one instance coordinates processes, not threads.
             return ReadWriteLock(path, is_singleton=False)
         except (sqlite3.Error, OSError, ValueError) as exc:
@@ -441,9 +441,4 @@ def builds_in_place(builder: Builder) -> bool:
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    atomic.write_text(path, text)

@@ -38,6 +38,7 @@ from typing import Any
 
 from filelock import ReadWriteLock, Timeout
 
+from .. import atomic
 from .cache import STAMP
 
 DEFAULT_STALE_DAYS = 30.0
@@ -336,7 +337,7 @@ def env_lock(root: Path, name: str) -> ReadWriteLock:
     path = root / "locks" / f"{name}.lock"
     with contextlib.suppress(OSError):
         # as the cache makes it: honouring the umask, for caches shared through a group
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+        atomic.touch_lock_file(path)
     return ReadWriteLock(path, is_singleton=False)
 
 
@@ -558,7 +559,8 @@ def _prune_packages(
 def _flock(path: Path) -> Iterator[bool]:
     """An exclusive flock on ``path`` (made if missing, as rattler makes it), without waiting."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        # never through a link: that would create or lock the file it points at
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     except OSError:
         yield False  # a lock we cannot take: leave what it guards alone
         return
