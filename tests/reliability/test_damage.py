@@ -23,6 +23,7 @@ from .test_corruption import fake_builder
 # A test that writes into an installed module, as a careless test may: through the hard link,
 # into the package cache and every env built from it.
 WRITES_SITE_PACKAGES = """
+import os
 from pathlib import Path
 
 import iniconfig
