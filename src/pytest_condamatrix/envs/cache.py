@@ -40,7 +40,7 @@ from filelock import ReadWriteLock, Timeout
 
 from .. import __version__, atomic
 from ..errors import CacheError, EnvBuildError
-from . import inuse, verify
+from . import inuse, trust, verify
 from . import stamp as stamps
 from .spec import EnvSpec, describe_changes
 
@@ -91,6 +91,7 @@ class EnvCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.group = trust.shared_group(root)  # a setgid root: a cache shared by its group
         try:
             for sub in ("envs", "locks", "tmp", "trash", "pkgs"):
                 (root / sub).mkdir(parents=True, exist_ok=True)
@@ -221,10 +222,16 @@ class EnvCache:
         why = stamps.problem(prefix, stamp)
         if why:
             return None, why
-        if files and stamp.get("files_complete", True):
-            why = _files_problem(prefix, stamps.unchecked(stamp), content=False)
+        if files:
+            installed: set[str] = set()
+            skip = stamps.unchecked(stamp) if stamp.get("files_complete", True) else None
+            why = _files_problem(prefix, skip, content=False, seen=installed)
             if why:
                 return None, f"damaged env: {why}"
+            folders = {path.rpartition("/")[0] for path in installed}
+            why = trust.problem(prefix, folders, installed, self.group)
+            if why:
+                return None, f"untrusted env: {why}"
         return stamp, ""
 
     def check_suspected(self, spec: EnvSpec) -> str:
@@ -364,6 +371,7 @@ class EnvCache:
                     hint="clear the package cache (`condamatrix cache prune --packages`) and "
                     "check the channel's packages",
                 )
+        trust.honour_umask(tmp, trust.umask())  # rattler writes its records 0600
         left = verify.damaged_files(tmp, content=False, limit=UNCHECKED_LIMIT + 1)
         if len(left) > UNCHECKED_LIMIT:
             return packages, repaired, None
@@ -406,12 +414,26 @@ class EnvCache:
             (self.root / "locks" / f"{spec.dirname}.used").touch()
 
 
-def _files_problem(prefix: Path, unchecked: frozenset[str], *, content: bool) -> str:
-    """What is wrong with the env's installed files, as its conda-meta records describe them."""
+def _files_problem(
+    prefix: Path, unchecked: frozenset[str] | None, *, content: bool, seen: set[str] | None = None
+) -> str:
+    """What is wrong with the env's installed files, as its conda-meta records describe them.
+
+    ``unchecked`` None: too many files differed right after the build to check any (only
+    ``seen`` is filled in).
+    """
     try:
-        damage = verify.damaged_files(prefix, content=content, skip=unchecked)
+        damage = verify.damaged_files(
+            prefix,
+            content=content,
+            skip=unchecked or frozenset(),
+            seen=seen,
+            limit=1 << 30 if unchecked is None else 20,
+        )
     except verify.UnreadableRecord as exc:
         return f"its package record {exc} is unreadable"
+    if unchecked is None:
+        return ""
     return verify.describe(damage) if damage else ""
 
 

@@ -40,9 +40,15 @@ class UnreadableRecord(Exception):
 
 
 def damaged_files(
-    prefix: Path, *, content: bool, limit: int = 20, skip: frozenset[str] = frozenset()
+    prefix: Path,
+    *,
+    content: bool,
+    limit: int = 20,
+    skip: frozenset[str] = frozenset(),
+    seen: set[str] | None = None,
 ) -> list[Damage]:
-    """Files of ``prefix`` that differ from their records (at most ``limit``).
+    """Files of ``prefix`` that differ from their records (at most ``limit``); every file
+    the records list goes into ``seen`` (complete when nothing is found).
 
     Raises :class:`UnreadableRecord` naming the record when one cannot be read.
     """
@@ -53,6 +59,8 @@ def damaged_files(
         data = _read_record(record)
         package_dir = str(data.get("extracted_package_dir") or "")
         for entry in _entries(data):
+            if seen is not None:
+                seen.add(entry["_path"])
             if entry["_path"] in skip:
                 continue
             what, linked = _check_entry(prefix, entry, content=content)
