@@ -45,6 +45,7 @@ from . import stamp as stamps
 from .spec import EnvSpec, describe_changes
 
 STAMP = stamps.STAMP
+SUBFOLDERS = ("envs", "locks", "tmp", "trash", "pkgs", "runs")
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by pytest-condamatrix.\n"
@@ -92,17 +93,29 @@ class EnvCache:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.group = trust.shared_group(root)  # a setgid root: a cache shared by its group
+        hint = "pick a writable folder with --conda-matrix-cache-dir or CONDAMATRIX_CACHE_DIR"
+        for sub in SUBFOLDERS:
+            path = root / sub
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                raise CacheError(
+                    f"cannot use the cache folder {root}: {sub} in it is not a folder",
+                    hint=f"remove {path} (it is made again), or {hint}",
+                )
         try:
-            for sub in ("envs", "locks", "tmp", "trash", "pkgs"):
+            for sub in SUBFOLDERS:
                 (root / sub).mkdir(parents=True, exist_ok=True)
             tag = root / "CACHEDIR.TAG"
             if not tag.exists():
                 _write_atomic(tag, CACHEDIR_TAG)
+            # Every run writes lock files: find out now, not as a lock error of each cell.
+            atomic.exclusive_temp(root / "locks" / ".writable").unlink()
         except OSError as exc:
+            why = exc.strerror or str(exc)
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                why = f"it is not writable for this user ({why})"
             raise CacheError(
-                f"cannot use the cache folder {root}: {exc.strerror or exc}",
-                hint="pick a writable folder with --conda-matrix-cache-dir or "
-                "CONDAMATRIX_CACHE_DIR",
+                f"cannot use the cache folder {root}: {why}",
+                hint=hint + "; a cache shared by a group: see docs/cache.md",
             ) from None
 
     @property
