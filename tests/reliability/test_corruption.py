@@ -187,7 +187,7 @@ def fake_builder(files: list[str], made: list[str]) -> Builder:
         (prefix / "bin" / "python").write_text("")
         for rel in made:
             (prefix / rel).write_text("")
-        record = {"name": "pkg", "files": ["bin/python", *files]}
+        record = {"name": "pkg", "version": "1.0", "build": "0", "files": ["bin/python", *files]}
         (prefix / "conda-meta" / "pkg-1.0-0.json").write_text(json.dumps(record))
         return ["pkg=1.0=0"]
 

@@ -104,6 +104,25 @@ def edit_stamp(prefix: Path, **fields: object) -> None:
     (prefix / STAMP).write_text(json.dumps(stamp))
 
 
+def test_an_env_of_an_earlier_version_is_reused_when_whole(tmp_path: Path) -> None:
+    # An upgrade must not rebuild every env of a shared cache: a stamp of format 1 (no seal,
+    # no record hashes) is trusted when every package it lists has its record, naming it.
+    cache = EnvCache(tmp_path / "cache")
+    builder = fake_builder(["a", "b"], made=["a", "b"])
+    with cache.use(SPEC, builder) as first:
+        assert first.status == "built"
+    stamp = json.loads((first.prefix / STAMP).read_text())
+    for field in ("seal", "records", "unchecked"):
+        del stamp[field]
+    stamp["format"] = 1
+    (first.prefix / STAMP).write_text(json.dumps(stamp))
+    with cache.use(SPEC, builder) as second:
+        assert second.status == "reused"
+    (first.prefix / "b").unlink()
+    with cache.use(SPEC, builder) as third:
+        assert third.status == "built" and "b (of pkg-1.0-0) is missing" in third.reason
+
+
 @pytest.mark.parametrize(
     ("case", "reason"),
     [
@@ -111,7 +130,9 @@ def edit_stamp(prefix: Path, **fields: object) -> None:
         ("record emptied, a file deleted", "conda-meta/pkg-1.0-0.json was changed after"),
         ("record deleted", "conda-meta/pkg-1.0-0.json is missing"),
         ("record added", "conda-meta/other-1.0-0.json was added after the build"),
-        ("stamp of an older version", "written by an older version"),
+        ("stamp without its seal", "its stamp was edited after the build (no seal)"),
+        ("old stamp, record emptied", "conda-meta/pkg-1.0-0.json was changed"),
+        ("old stamp, files_complete false", "old env: its files cannot be checked"),
     ],
 )
 def test_an_env_edited_by_hand_is_rebuilt(
@@ -136,7 +157,13 @@ def test_an_env_edited_by_hand_is_rebuilt(
     else:
         stamp = json.loads((prefix / STAMP).read_text())
         del stamp["seal"]
-        stamp["format"] = 1
+        if case.startswith("old stamp"):  # as an earlier version wrote it
+            stamp["format"] = 1
+            del stamp["records"], stamp["unchecked"]
+            if "record emptied" in case:
+                (meta / "pkg-1.0-0.json").write_text("{}")
+            else:
+                stamp["files_complete"] = False
         (prefix / STAMP).write_text(json.dumps(stamp))
     with cache.use(SPEC, builder) as second:
         assert second.status == "built"

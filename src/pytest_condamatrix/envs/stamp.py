@@ -39,8 +39,10 @@ def sealed(stamp: dict[str, Any]) -> dict[str, Any]:
 
 def problem(prefix: Path, stamp: dict[str, Any]) -> str:
     """Why the stamp and the records it vouches for disagree; empty when they agree."""
+    if stamp.get("format") == 1 and "seal" not in stamp:
+        return _old_problem(prefix, stamp)
     if stamp.get("format") != FORMAT or "seal" not in stamp:
-        return "old env: its stamp was written by an older version"
+        return "damaged env: its stamp was edited after the build (no seal)"
     if stamp.get("seal") != seal(stamp):
         return "damaged env: its stamp was edited after the build"
     recorded = stamp.get("records")
@@ -68,3 +70,33 @@ def unchecked(stamp: dict[str, Any]) -> frozenset[str]:
         if isinstance(paths, list)
         else frozenset()
     )
+
+
+def _old_problem(prefix: Path, stamp: dict[str, Any]) -> str:
+    """A stamp of an earlier version (no seal, no record hashes), kept so that an upgrade
+    does not rebuild every env: each package it lists must have its record, naming it."""
+    if stamp.get("files_complete") is False:
+        return "old env: its files cannot be checked (built by an earlier version)"
+    packages = stamp.get("packages")
+    for package in packages if isinstance(packages, list) else []:
+        if not isinstance(package, str) or ":" in package or package.count("=") != 2:
+            continue  # not a conda package (e.g. "pip:name==1.0")
+        name, version, build = package.split("=")
+        record = prefix / "conda-meta" / f"{name}-{version}-{build}.json"
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return (
+                f"damaged env: its package record conda-meta/{record.name} is missing or unreadable"
+            )
+        if not isinstance(data, dict) or (
+            data.get("name"),
+            data.get("version"),
+            data.get("build"),
+        ) != (
+            name,
+            version,
+            build,
+        ):
+            return f"damaged env: its package record conda-meta/{record.name} was changed"
+    return ""
