@@ -308,12 +308,15 @@ def test_parse_size(text: str, size: int) -> None:
         (("list", "--stale-days", "NaN"), "'NaN' is not a number of days"),
         (("remove",), "the following arguments are required: CELL|KEY"),
         (("prune", "--bogus"), "unrecognised arguments: --bogus"),
+        (("prune", "--cache-dir="), "--cache-dir: the path is empty"),
+        (("list", "--cache-dir", " "), "--cache-dir: the path is empty"),
     ],
     ids=lambda v: "-".join(v)[:30] if isinstance(v, tuple) else "",
 )
 def test_bad_values_are_usage_errors(args: tuple[str, ...], words: str, tmp_path: Path) -> None:
     # argparse's own exit code is 2, which the table gives to an interrupted run
-    result = condamatrix(*args, "--cache-dir", str(tmp_path))
+    given = any(a.startswith("--cache-dir") for a in args)
+    result = condamatrix(*args, *(() if given else ("--cache-dir", str(tmp_path))))
     assert result.returncode == ExitCode.USAGE_ERROR, result.stderr
     assert words in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "envs").exists()  # nothing was pruned with a value that means nothing

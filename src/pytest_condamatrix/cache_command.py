@@ -23,14 +23,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .cli_options import add_cache_dir_option
 from .envs import manage
 from .envs.manage import DEFAULT_STALE_DAYS, CacheListing, CleanResult, format_age, format_size
 from .errors import ExitCode, UsageError
 from .report.terminal import make_console
 from .session import cache_root
 from .usage_parser import UsageArgumentParser
-from .validate import check_days
+from .validate import check_days, check_path
 
 
 def add_parser(sub: Any) -> None:
@@ -52,7 +51,11 @@ def add_parser(sub: Any) -> None:
     )
 
     def common(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
-        add_cache_dir_option(parser)
+        parser.add_argument(
+            "--cache-dir",
+            type=_cache_dir,  # an empty value would be the current folder: refused
+            help="the cache folder (default: $CONDAMATRIX_CACHE_DIR, else the user cache folder)",
+        )
         if json_output:
             parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
@@ -130,6 +133,13 @@ def add_parser(sub: Any) -> None:
 def _days(text: str) -> float:
     try:
         return check_days(text, "DAYS")  # nan and inf compare false with every age
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _cache_dir(text: str) -> Path:
+    try:
+        return check_path(text, "--cache-dir")
     except UsageError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
 
