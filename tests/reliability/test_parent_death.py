@@ -37,7 +37,13 @@ linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's"
 )
 
-# A parent that starts a long child through command.spawn, prints its pid, and waits.
+# A parent that starts a long child through command.spawn, prints its pid, and waits; the
+# child starts a grandchild in its group (as a test does) and writes its pid.
+CHILD = (
+    "import subprocess, sys, time; "
+    "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+    "open(sys.argv[1], 'w').write(str(c.pid)); time.sleep(60)"
+)
 PARENT = """
 import sys, threading, time
 from pathlib import Path
@@ -45,7 +51,7 @@ from pytest_condamatrix import command
 out = open(sys.argv[1], "wb")
 procs = []
 def start():  # from a thread that then ends, as the runner's cell threads may
-    procs.append(command.spawn([sys.executable, "-c", "import time; time.sleep(60)"],
+    procs.append(command.spawn([sys.executable, "-c", sys.argv[2], sys.argv[3]],
                                env={}, cwd=Path("."), output=out))
 thread = threading.Thread(target=start)
 thread.start()
@@ -57,21 +63,27 @@ time.sleep(60)
 
 @linux_only
 def test_a_spawned_child_dies_with_its_parent_not_with_the_thread(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild.pid"
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT, str(tmp_path / "out")],
+        [sys.executable, "-c", PARENT, str(tmp_path / "out"), CHILD, str(pidfile)],
         stdout=subprocess.PIPE,
         start_new_session=True,
     )
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
+    wait_for(pidfile.exists, 10, "the grandchild")
+    wait_for(lambda: pidfile.read_text().strip(), 10, "the grandchild's pid")
+    grandchild = int(pidfile.read_text())
     try:
         time.sleep(0.3)
         assert is_alive(child), "the child died when the thread that started it ended"
         parent.kill()
         parent.wait(10)
         wait_for(lambda: not is_alive(child), 2, "the child to die with its parent")
+        # the parent-death signal ends the child only: the run's watchdog ends its group
+        wait_for(lambda: not is_alive(grandchild), 2, "the grandchild to die with the parent")
     finally:
-        kill_pids([child])
+        kill_pids([child, grandchild])
 
 
 @linux_only
