@@ -297,6 +297,26 @@ def test_parse_size(text: str, size: int) -> None:
     assert manage.parse_size(text) == size
 
 
-def test_bad_size_is_a_usage_error(tmp_path: Path) -> None:
-    result = condamatrix("prune", "--cache-dir", str(tmp_path), "--max-size", "lots")
-    assert result.returncode == 2 and "is not a size" in result.stderr
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("prune", "--max-size", "lots"), "is not a size"),
+        (("prune", "--older-than", "nan"), "'nan' is not a number of days"),
+        (("prune", "--older-than", "inf"), "'inf' is not a number of days"),
+        (("prune", "--older-than", "-1"), "'-1' is not a number of days"),
+        (("prune", "--older-than", "9" * 5000), "is not a number of days"),
+        (("list", "--stale-days", "NaN"), "'NaN' is not a number of days"),
+        (("remove",), "the following arguments are required: CELL|KEY"),
+        (("prune", "--bogus"), "unrecognised arguments: --bogus"),
+        (("prune", "--cache-dir="), "--cache-dir: the path is empty"),
+        (("list", "--cache-dir", " "), "--cache-dir: the path is empty"),
+    ],
+    ids=lambda v: "-".join(v)[:30] if isinstance(v, tuple) else "",
+)
+def test_bad_values_are_usage_errors(args: tuple[str, ...], words: str, tmp_path: Path) -> None:
+    # argparse's own exit code is 2, which the table gives to an interrupted run
+    given = any(a.startswith("--cache-dir") for a in args)
+    result = condamatrix(*args, *(() if given else ("--cache-dir", str(tmp_path))))
+    assert result.returncode == ExitCode.USAGE_ERROR, result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "envs").exists()  # nothing was pruned with a value that means nothing

@@ -23,12 +23,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .cli_options import add_cache_dir_option
 from .envs import manage
 from .envs.manage import DEFAULT_STALE_DAYS, CacheListing, CleanResult, format_age, format_size
 from .errors import ExitCode, UsageError
 from .report.terminal import make_console
 from .session import cache_root
+from .usage_parser import UsageArgumentParser
+from .validate import check_days, check_path
 
 
 def add_parser(sub: Any) -> None:
@@ -42,10 +43,19 @@ def add_parser(sub: Any) -> None:
         "removing an env frees only its own files ('frees'); `prune --packages` also removes "
         "package-cache entries that no env uses any more.",
     )
-    commands = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND", required=True)
+    commands = cache.add_subparsers(
+        dest="cache_command",
+        metavar="SUBCOMMAND",
+        required=True,
+        parser_class=UsageArgumentParser,  # a bad value exits 4, as the exit code table says
+    )
 
     def common(parser: argparse.ArgumentParser, *, json_output: bool = True) -> None:
-        add_cache_dir_option(parser)
+        parser.add_argument(
+            "--cache-dir",
+            type=_cache_dir,  # an empty value would be the current folder: refused
+            help="the cache folder (default: $CONDAMATRIX_CACHE_DIR, else the user cache folder)",
+        )
         if json_output:
             parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
@@ -122,12 +132,16 @@ def add_parser(sub: Any) -> None:
 
 def _days(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give zero or more days")
-    return value
+        return check_days(text, "DAYS")  # nan and inf compare false with every age
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _cache_dir(text: str) -> Path:
+    try:
+        return check_path(text, "--cache-dir")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _size(text: str) -> int:

@@ -2,20 +2,40 @@
 
 Each child leads its own process group so that a timeout or an interrupt can kill
 everything it started (test helpers, subprocesses it leaked), not just the child itself.
+
+A SIGKILL of this process leaves nobody to kill those groups, at any moment of a child's
+life (before its own code could watch its parent). Two things cover it: on Linux each child
+gets a parent-death signal (SIGKILL), set between fork and exec; and one small watchdog
+process per run, told each child's group, reads a pipe that only this process can write:
+when this process dies, the pipe ends and the watchdog kills every group still registered
+(the parent-death signal ends only the child, not what its tests started).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
 GRACE_SECONDS = 3.0
+#: the pid of the process that started a child, for a child that watches its parent
+PARENT_PID_VAR = "CONDAMATRIX_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+# The kernel sends the parent-death signal when the *thread* that forked ends, not the
+# process: children are forked from one thread that lives as long as the process, never
+# from the caller's thread (the runner's cell threads come and go).
+_spawner: ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
 
 
 def spawn(
@@ -26,17 +46,57 @@ def spawn(
     output: IO[bytes],
     pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a new session (and so a new process group), output to ``output``."""
-    return subprocess.Popen(
-        list(argv),
-        env=dict(env),
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        pass_fds=tuple(pass_fds),
-    )
+    """Start ``argv`` in a new session (and so a new process group), output to ``output``.
+
+    The child dies with this process (see the module's docstring).
+    """
+    environ = {**env, PARENT_PID_VAR: str(os.getpid())}
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            list(argv),
+            env=environ,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+            # only a prctl and a getppid between fork and exec: safe with threads
+            preexec_fn=_die_with(os.getpid()),
+        )
+
+    proc = _spawning_thread().submit(start).result()
+    _watchdog.register(proc.pid)
+    return proc
+
+
+def _spawning_thread() -> ThreadPoolExecutor:
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="condamatrix-spawn")
+        return _spawner
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """A pre-exec step that makes the child get SIGKILL when ``parent`` dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    sigkill = int(signal.SIGKILL)
+
+    def set_parent_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return set_parent_death_signal
 
 
 def kill_group(proc: subprocess.Popen[bytes], *, grace: float = GRACE_SECONDS) -> None:
@@ -53,6 +113,92 @@ def reap_group(proc: subprocess.Popen[bytes]) -> None:
     _signal_group(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
+    _watchdog.forget(proc.pid)
+
+
+# Reads "+ <pgid> <start time>" and "- <pgid>" lines until the pipe ends, then kills the
+# groups left, unless their leader's pid now belongs to another process (its start time
+# differs). Standard library only, started with -I -S: it costs ~20 ms once per run.
+_WATCHDOG = r"""
+import os, signal
+groups, rest = {}, b""
+while True:
+    chunk = os.read(0, 4096)
+    if not chunk:
+        break
+    *lines, rest = (rest + chunk).split(b"\n")
+    for line in lines:
+        words = line.split()
+        if len(words) == 3 and words[0] == b"+":
+            groups[int(words[1])] = words[2]
+        elif len(words) == 2:
+            groups.pop(int(words[1]), None)
+for pgid, start in groups.items():
+    try:
+        with open("/proc/%d/stat" % pgid, "rb") as fh:
+            now = fh.read().rsplit(b")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        now = start  # gone (or no /proc): its group may live on, and no pid is reused for it
+    if now == start:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+
+
+class _Watchdog:
+    """The run's watchdog process (started with the first child) and its pipe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._write = -1
+        self._failed = False
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def register(self, pid: int) -> None:
+        self._send(f"+ {pid} {_start_time(pid)}\n")
+
+    def forget(self, pid: int) -> None:
+        self._send(f"- {pid}\n")
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            if self._write < 0 and not self._failed:
+                self._start()
+            if self._write >= 0:
+                with contextlib.suppress(OSError):  # it died: the death signal still holds
+                    os.write(self._write, line.encode())
+
+    def _start(self) -> None:
+        read, write = os.pipe()  # both ends close-on-exec: no child but the watchdog holds one
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WATCHDOG],
+                stdin=read,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # out of reach of the groups it guards
+            )
+        except OSError:
+            os.close(write)
+            self._failed = True
+        else:
+            self._write = write
+        finally:
+            os.close(read)
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time (field 22 of /proc/<pid>/stat): with the pid, an identity."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:  # noqa: PTH123
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return "-"
+
+
+_watchdog = _Watchdog()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

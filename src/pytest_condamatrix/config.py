@@ -11,15 +11,18 @@ import difflib
 import math
 import os
 import re
+import reprlib
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import validate
 from .envfile import EnvironmentFile, check_pip_specs, load_environment_file, merge_dependencies
 from .envfile_checks import drop_nodefaults, python_pin_note
 from .errors import ConfigError
+from .validate import MAX_JOBS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,9 +35,16 @@ ENGINES = ("rattler", "conda", "mamba", "micromamba")
 CUDA_POLICIES = ("skip", "cpu-tests", "fail")
 INSTALL_MODES = ("wheel", "editable", "none")
 # \Z, not $: "$" also matches before a final newline, which would reach file names.
-PYTHON_RE = re.compile(r"^3\.(\d+)(\.\d+)?\Z")
-CUDA_RE = re.compile(r"^\d+(\.\d+){0,2}\Z")
+# ASCII digits only (\d takes full-width and other scripts' digits), no leading zeros (3.012
+# would be a cell of its own beside 3.12), at most four digits a part (no 5000-digit numbers).
+_PART = r"(?:0|[1-9][0-9]{0,3})"
+PYTHON_RE = re.compile(rf"^3\.({_PART})(\.{_PART})?\Z")
+CUDA_RE = re.compile(rf"^{_PART}(\.{_PART}){{0,2}}\Z")
 AXES = ("python", "cuda")
+#: the longest timeout (about 31 years): past it, waits overflow the platform's timers
+MAX_TIMEOUT = 1e9
+#: the longest list a key may hold: each item is checked, some against the disk
+MAX_ITEMS = 1000
 
 # key -> human description of the expected type, used in messages and the reference docs
 TOP_LEVEL_KEYS: dict[str, str] = {
@@ -140,9 +150,15 @@ class MatrixConfig:
 def find_config_file(start: Path) -> Path | None:
     """The configuration file of the project at or above ``start``; None when there is none."""
     for folder in (start, *start.parents):
-        for name in YAML_NAMES:
-            if (folder / name).is_file():
-                return folder / name
+        found = [folder / name for name in YAML_NAMES if (folder / name).is_file()]
+        if len(found) > 1:
+            raise ConfigError(
+                f"both {' and '.join(p.name for p in found)} are here: which one is meant?",
+                file=folder,
+                hint="keep one of them",
+            )
+        if found:
+            return found[0]
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file() and _pyproject_has_table(pyproject):
             return pyproject
@@ -152,7 +168,7 @@ def find_config_file(start: Path) -> Path | None:
 def _pyproject_has_table(path: Path) -> bool:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError):  # UnicodeDecodeError and TOMLDecodeError are ValueErrors
         return True  # let load_config report the problem with its location
     return isinstance(data.get("tool"), dict) and "condamatrix" in data["tool"]
 
@@ -183,8 +199,10 @@ def _read_raw(path: Path) -> tuple[Any, str | None]:
     if path.suffix in (".yml", ".yaml"):
         import yaml  # here: a pyproject.toml run need not pay for importing it
 
+        from . import yamlload
+
         try:
-            data = yaml.safe_load(text)
+            data = yamlload.load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -200,8 +218,10 @@ def _read_raw(path: Path) -> tuple[Any, str | None]:
         return ({} if data is None else data), note
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", file=path, hint="fix the TOML syntax") from None
+    except ValueError as exc:  # TOMLDecodeError, or int() of a number past 4300 digits
+        raise ConfigError(
+            f"invalid TOML: {_show_text(str(exc))}", file=path, hint="fix the TOML syntax"
+        ) from None
     tool = data.get("tool", {})
     if not isinstance(tool, dict) or "condamatrix" not in tool:
         raise ConfigError(
@@ -234,7 +254,11 @@ def parse_config(
     dependencies = _specs(raw.get("dependencies", []), where, "dependencies")
     environment = None
     if "environment" in raw:
-        if not isinstance(raw["environment"], str) or not raw["environment"].strip():
+        if (
+            not isinstance(raw["environment"], str)
+            or not raw["environment"].strip()
+            or validate.text_problem(raw["environment"])
+        ):
             raise ConfigError(
                 f"expected a file path, got {_show(raw['environment'])}",
                 file=where,
@@ -242,7 +266,7 @@ def parse_config(
                 hint="e.g. environment = 'environment.yml'",
             )
         environment = load_environment_file(
-            (root / raw["environment"]).resolve(), where=where, key="environment"
+            validate.resolved(root / raw["environment"]), where=where, key="environment"
         )
         _specs(list(environment.dependencies), environment.path, "dependencies")
         dependencies = merge_dependencies(environment, dependencies, where=where)
@@ -282,12 +306,13 @@ def parse_config(
     gpu_jobs = _jobs(raw.get("gpu-jobs"), where, key="gpu-jobs") or 1
     timeout = _timeout(raw.get("timeout"), where)
     pythonpath = tuple(
-        (root / p).resolve() for p in _strings(raw.get("pythonpath", []), where, "pythonpath")
+        validate.resolved(root / p)
+        for p in _strings(raw.get("pythonpath", []), where, "pythonpath")
     )
     for i, p in enumerate(pythonpath):
-        if not p.is_dir():
+        if not validate.is_dir(p):
             raise ConfigError(
-                f"folder {str(p)!r} does not exist",
+                f"folder {_show(str(p))} does not exist",
                 file=where,
                 key=f"pythonpath[{i}]",
                 hint="give folders relative to the configuration file",
@@ -311,10 +336,10 @@ def parse_config(
     for name in variants:
         if name not in cuda:
             raise ConfigError(
-                f"variant {name!r} is not on the cuda axis {list(cuda)}",
+                f"variant {_show(name)} is not on the cuda axis {list(cuda)}",
                 file=where,
                 key=f"cuda-variants.{name}",
-                hint=f"add {name!r} to cuda, or remove this table",
+                hint=f"add {_show(name)} to cuda, or remove this table",
             )
     known_cuda = {*cuda, *(rule.cuda for rule in include if rule.cuda is not None)}
     runners = _runners(raw.get("runners", {}), where, known_cuda)
@@ -362,8 +387,35 @@ def _with_environment_notes(config: MatrixConfig, env: EnvironmentFile, where: A
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    """A value for a message: bounded however large it is (never a full ``repr``)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {_digits(abs(value))}-digit number"
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _digits(number: int) -> int:
+    """Decimal digits of a huge ``number`` (str() refuses past 4300; log10 alone rounds)."""
+    exponent = int(math.log10(number))
+    if 10**exponent > number:
+        exponent -= 1
+    elif 10 ** (exponent + 1) <= number:
+        exponent += 1
+    return exponent + 1
+
+
+def _show_text(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _bounded_repr() -> reprlib.Repr:
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxlist, shown.maxdict, shown.maxtuple = 2, 4, 4, 4
+    shown.maxstring, shown.maxother, shown.maxlong = 60, 60, 40
+    return shown
+
+
+_REPR = _bounded_repr()
 
 
 def _reject_unknown(
@@ -372,10 +424,17 @@ def _reject_unknown(
     for key in raw:
         if key in known:
             continue
-        name = str(key)
+        name = _key_text(key)
         guess = difflib.get_close_matches(name.replace("_", "-"), list(known), n=1)
         hint = f"did you mean {guess[0]!r}?" if guess else f"known keys: {', '.join(known)}"
         raise ConfigError("unknown key", file=where, key=prefix + name, hint=hint)
+
+
+def _key_text(key: Any) -> str:
+    """A key of the user's for a message: a string as written (cut), anything else shown."""
+    if isinstance(key, str):
+        return key if len(key) <= 60 else key[:57] + "..."
+    return _show(key)
 
 
 def _list(value: Any, where: Any, key: str) -> list[Any]:
@@ -385,6 +444,12 @@ def _list(value: Any, where: Any, key: str) -> list[Any]:
             file=where,
             key=key,
             hint=f"write {key} as {TOP_LEVEL_KEYS.get(key, 'a list')}",
+        )
+    if len(value) > MAX_ITEMS:
+        raise ConfigError(
+            f"{len(value)} items is more than a matrix needs (at most {MAX_ITEMS})",
+            file=where,
+            key=key,
         )
     return value
 
@@ -399,6 +464,9 @@ def _strings(value: Any, where: Any, key: str) -> tuple[str, ...]:
                 key=f"{key}[{i}]",
                 hint="quote the value",
             )
+        problem = validate.text_problem(item.strip())
+        if problem:
+            raise ConfigError(f"{_show(item)}: {problem}", file=where, key=f"{key}[{i}]")
     return tuple(item.strip() for item in items)
 
 
@@ -412,10 +480,10 @@ def _versions(value: Any, where: Any, key: str, check: Any) -> tuple[str, ...]:
     for i, item in enumerate(items):
         if isinstance(item, float | int) and not isinstance(item, bool):
             raise ConfigError(
-                f"{item!r} is a number, not a string",
+                f"{_show(item)} is a number, not a string",
                 file=where,
                 key=f"{key}[{i}]",
-                hint=f"quote versions: '{item}' (unquoted, 3.10 reads as the number 3.1)",
+                hint=f"quote versions: '{_show(item)}' (unquoted, 3.10 reads as the number 3.1)",
             )
         if not isinstance(item, str):
             raise ConfigError(
@@ -424,7 +492,7 @@ def _versions(value: Any, where: Any, key: str, check: Any) -> tuple[str, ...]:
         check(item, where, f"{key}[{i}]")
         if item in out:
             raise ConfigError(
-                f"{item!r} is listed twice", file=where, key=key, hint="list each value once"
+                f"{_show(item)} is listed twice", file=where, key=key, hint="list each value once"
             )
         out.append(item)
     return tuple(out)
@@ -434,10 +502,11 @@ def _check_python(value: str, where: Any, key: str) -> None:
     match = PYTHON_RE.match(value)
     if not match:
         raise ConfigError(
-            f"{value!r} is not a Python version",
+            f"{_show(value)} is not a Python version",
             file=where,
             key=key,
-            hint="write it as MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. '3.12'",
+            hint="write it as MAJOR.MINOR or MAJOR.MINOR.PATCH in ASCII digits without leading "
+            "zeros, e.g. '3.12'",
         )
     if int(match.group(1)) < 9:
         raise ConfigError(
@@ -451,10 +520,11 @@ def _check_python(value: str, where: Any, key: str) -> None:
 def _check_cuda(value: str, where: Any, key: str) -> None:
     if value != "cpu" and not CUDA_RE.match(value):
         raise ConfigError(
-            f"{value!r} is not a CUDA variant",
+            f"{_show(value)} is not a CUDA variant",
             file=where,
             key=key,
-            hint="use 'cpu' or a CUDA version such as '11.8' or '12.1'",
+            hint="use 'cpu' or a CUDA version such as '11.8' or '12.1' (ASCII digits, no "
+            "leading zeros)",
         )
 
 
@@ -468,7 +538,7 @@ def _specs(value: Any, where: Any, key: str) -> tuple[str, ...]:
             parsed = MatchSpec(spec, strict=False)  # conda also accepts name=version=build
         except Exception as exc:  # rattler raises its own InvalidMatchSpecError
             raise ConfigError(
-                f"{spec!r} is not a valid conda match spec: {exc}",
+                f"{_show(spec)} is not a valid conda match spec: {_show_text(str(exc))}",
                 file=where,
                 key=f"{key}[{i}]",
                 hint="write specs like 'numpy', 'numpy >=1.24' or 'numpy=1.26'",
@@ -476,7 +546,7 @@ def _specs(value: Any, where: Any, key: str) -> tuple[str, ...]:
         name = parsed.name.normalized if parsed.name else ""
         if name == "python":
             raise ConfigError(
-                f"{spec!r} pins Python, which the python axis decides",
+                f"{_show(spec)} pins Python, which the python axis decides",
                 file=where,
                 key=f"{key}[{i}]",
                 hint="remove it and list the versions in python = [...]",
@@ -502,10 +572,10 @@ def resolve_channel(channel: str, root: Path, *, where: Any = None, key: str = "
     looks_local = expanded.startswith((".", "/", "~")) or os.sep in expanded
     if not looks_local:
         return expanded  # a channel name such as conda-forge
-    folder = (root / Path(expanded).expanduser()).resolve()
-    if not folder.is_dir():
+    folder = validate.resolved(root / Path(expanded).expanduser())
+    if not validate.is_dir(folder):
         raise ConfigError(
-            f"local channel folder {channel!r} does not exist (looked at {folder})",
+            f"local channel folder {_show(channel)} does not exist (looked at {folder})",
             file=where,
             key=key,
             hint="build one with `condamatrix local-channel DIR`, or fix the path",
@@ -551,14 +621,17 @@ def _rules(value: Any, where: Any, key: str, *, allow_deps: bool) -> tuple[CellR
 def _jobs(value: Any, where: Any, key: str = "jobs") -> int | None:
     if value is None or (value == "auto" and key == "jobs"):
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_JOBS:
         hint = (
             "use e.g. jobs = 2, or 'auto' for one per CPU"
             if key == "jobs"
             else f"use e.g. {key} = 2 on a machine with two GPUs (default: 1)"
         )
         raise ConfigError(
-            f"{_show(value)} is not a positive whole number", file=where, key=key, hint=hint
+            f"{_show(value)} is not a positive whole number (at most {MAX_JOBS})",
+            file=where,
+            key=key,
+            hint=hint,
         )
     return value
 
@@ -566,9 +639,13 @@ def _jobs(value: Any, where: Any, key: str = "jobs") -> int | None:
 def _timeout(value: Any, where: Any) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_TIMEOUT
+    ):
         raise ConfigError(
-            f"{_show(value)} is not a positive number of seconds",
+            f"{_show(value)} is not a positive number of seconds (at most {MAX_TIMEOUT:g})",
             file=where,
             key="timeout",
             hint="use e.g. timeout = 900",
@@ -578,7 +655,8 @@ def _timeout(value: Any, where: Any) -> float | None:
 
 def _choice(value: Any, choices: Sequence[str], where: Any, key: str) -> str:
     if value not in choices:
-        guess = difflib.get_close_matches(str(value), list(choices), n=1)
+        typed = value if isinstance(value, str) and len(value) <= 100 else ""
+        guess = difflib.get_close_matches(typed, list(choices), n=1)
         hint = f"did you mean {guess[0]!r}?" if guess else f"use one of: {', '.join(choices)}"
         raise ConfigError(f"{_show(value)} is not allowed", file=where, key=key, hint=hint)
     return str(value)
@@ -593,7 +671,7 @@ def _variants(value: Any, where: Any, root: Path) -> dict[str, CudaVariantSpec]:
         )
     out: dict[str, CudaVariantSpec] = {}
     for name, body in value.items():
-        key = f"cuda-variants.{name}"
+        key = f"cuda-variants.{_key_text(name)}"
         if not isinstance(body, dict):
             raise ConfigError(f"expected a table, got {_show(body)}", file=where, key=key)
         _reject_unknown(body, VARIANT_KEYS, where, prefix=key + ".")
@@ -616,22 +694,22 @@ def _runners(value: Any, where: Any, cuda_values: set[str]) -> dict[str, tuple[s
         )
     out: dict[str, tuple[str, ...]] = {}
     for name, labels in value.items():
-        key = f"runners.{name}"
+        key = f"runners.{_key_text(name)}"
         if not isinstance(name, str):
             # YAML reads an unquoted 12.1 as a number
             raise ConfigError(
-                f"the variant {name!r} is not a string",
+                f"the variant {_show(name)} is not a string",
                 file=where,
                 key=key,
-                hint=f"quote CUDA versions used as keys: '{name}'",
+                hint=f"quote CUDA versions used as keys: '{_show(name)}'",
             )
         if name != DEFAULT_GPU and name not in cuda_values:
-            hint = f"add {name!r} to cuda, or remove this entry"
+            hint = f"add {_show(name)} to cuda, or remove this entry"
             if isinstance(labels, dict) and name.isdigit():
                 # TOML reads an unquoted 12.1 = ... as the nested key 12 -> 1
                 hint = 'quote CUDA versions used as keys: "12.1" = [...]'
             raise ConfigError(
-                f"variant {name!r} is not on the cuda axis {sorted(cuda_values)}",
+                f"variant {_show(name)} is not on the cuda axis {sorted(cuda_values)}",
                 file=where,
                 key=key,
                 hint=hint + f" ({DEFAULT_GPU!r} stands for every CUDA variant not named)",
@@ -661,7 +739,7 @@ def _labels(value: Any, where: Any, key: str) -> tuple[str, ...]:
             )
         if item in labels:
             raise ConfigError(
-                f"label {item!r} is listed twice", file=where, key=key, hint="list each once"
+                f"label {_show(item)} is listed twice", file=where, key=key, hint="list each once"
             )
         labels.append(item)
     return tuple(labels)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import validate
 from .errors import ConfigError
 
 AXIS_OWNED = ("python", "cuda-version")
@@ -51,10 +52,18 @@ def load_environment_file(path: Path, *, where: Any, key: str) -> EnvironmentFil
         ) from None
     import yaml  # here: most runs have no environment file
 
+    from . import yamlload
+
     try:
-        raw = yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"invalid YAML: {exc}", file=path, hint="fix the file's syntax") from None
+        raw = yamlload.load(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the file is not UTF-8 (byte {exc.start})", file=path, hint="save it as UTF-8"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"invalid YAML: {_first_line(exc)}", file=path, hint="fix the file's syntax"
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(
             "an environment file is a mapping with 'channels' and 'dependencies'", file=path
@@ -125,7 +134,8 @@ def merge_dependencies(
         if name in from_file and _normal(from_file[name][1]) != _normal(spec):
             i, theirs = from_file[name]
             raise ConfigError(
-                f"{spec!r} conflicts with {theirs!r} in {base.path} (dependencies[{i}])",
+                f"{validate.shown(spec)} conflicts with {validate.shown(theirs)} in {base.path} "
+                f"(dependencies[{i}])",
                 file=where,
                 key=f"dependencies[{j}]",
                 hint="keep one of the two specs",
@@ -150,7 +160,7 @@ def check_pip_specs(specs: Sequence[str], root: Path, *, where: Any, key: str) -
         item = f"{key}[{i}]"
         if spec.startswith("-"):
             raise ConfigError(
-                f"pip option {spec!r} is not allowed here",
+                f"pip option {validate.shown(spec)} is not allowed here",
                 file=where,
                 key=item,
                 hint="editable installs belong to the project under test (see 'pythonpath'); "
@@ -160,16 +170,18 @@ def check_pip_specs(specs: Sequence[str], root: Path, *, where: Any, key: str) -
         if not looks_local:
             out.append(spec)
             continue
-        path = (root / Path(spec).expanduser()).resolve()
-        if path.is_dir():
+        path = validate.resolved(root / Path(spec).expanduser())
+        if validate.is_dir(path):
             raise ConfigError(
-                f"{spec!r} is a folder: a local project cannot go into a cached env",
+                f"{validate.shown(spec)} is a folder: a local project cannot go into a cached env",
                 file=where,
                 key=item,
                 hint="build a wheel of it and list the .whl file, or add it to 'pythonpath'",
             )
-        if not path.is_file():
-            raise ConfigError(f"{spec!r} does not exist (looked at {path})", file=where, key=item)
+        if not validate.is_file(path):
+            raise ConfigError(
+                f"{validate.shown(spec)} does not exist (looked at {path})", file=where, key=item
+            )
         out.append(str(path))
     return tuple(out)
 
@@ -183,3 +195,8 @@ def file_fingerprints(specs: Sequence[str]) -> tuple[str, ...]:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
             prints.append(f"{path.name}@{digest}")
     return tuple(prints)
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

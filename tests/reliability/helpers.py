@@ -108,10 +108,16 @@ def start_matrix(
 
 
 def run_matrix(
-    project: Path, cache: Path, *args: str, out: Path, name: str = "run", timeout: float = 300
+    project: Path,
+    cache: Path,
+    *args: str,
+    out: Path,
+    name: str = "run",
+    timeout: float = 300,
+    env: Mapping[str, str] | None = None,
 ) -> Run:
     """Run the matrix to its end; the output must never hold a traceback."""
-    run = start_matrix(project, cache, *args, out=out, name=name)
+    run = start_matrix(project, cache, *args, out=out, name=name, env=env)
     run.wait(timeout)
     assert_no_traceback(run.output())
     return run

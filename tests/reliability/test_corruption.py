@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_condamatrix.envs import manage
 from pytest_condamatrix.envs.cache import Builder, EnvCache
 from pytest_condamatrix.envs.spec import EnvSpec
 
@@ -63,6 +64,11 @@ def link_to_outside(prefix: Path, outside: Path) -> None:
     prefix.symlink_to(outside, target_is_directory=True)
 
 
+def dangling_link(prefix: Path, outside: Path) -> None:
+    shutil.rmtree(prefix)
+    prefix.symlink_to(prefix.parent / "gone", target_is_directory=True)
+
+
 def foreign_folders(prefix: Path, outside: Path) -> None:
     envs = prefix.parent
     (envs / "not-an-env").mkdir()
@@ -80,11 +86,12 @@ Damage = Callable[[Path, Path], None]
 CASES: list[tuple[str, Damage, str, str]] = [
     ("deleted python", delete_python, "built", "damaged env: its python executable is missing"),
     ("deleted stdlib file", delete_stdlib_module, "built", "json/decoder.py"),
-    ("deleted package record", delete_package_record, "built", "record of its package pytest"),
+    ("deleted package record", delete_package_record, "built", "package record conda-meta/pytest-"),
     ("truncated stamp", truncate_stamp, "built", "damaged env: its stamp is unreadable"),
     ("stamp of another key", stamp_of_another_key, "built", "stamp belongs to another key"),
     ("env folder emptied", empty_env_folder, "built", "incomplete env (no stamp)"),
-    ("env is a link out of the cache", link_to_outside, "built", "stamp belongs to another key"),
+    ("env is a link out of the cache", link_to_outside, "built", "a symbolic link is in place"),
+    ("env is a dangling link", dangling_link, "built", "a symbolic link is in place"),
     ("foreign folders in envs/", foreign_folders, "reused", ""),
 ]
 
@@ -180,7 +187,7 @@ def fake_builder(files: list[str], made: list[str]) -> Builder:
         (prefix / "bin" / "python").write_text("")
         for rel in made:
             (prefix / rel).write_text("")
-        record = {"name": "pkg", "files": ["bin/python", *files]}
+        record = {"name": "pkg", "version": "1.0", "build": "0", "files": ["bin/python", *files]}
         (prefix / "conda-meta" / "pkg-1.0-0.json").write_text(json.dumps(record))
         return ["pkg=1.0=0"]
 
@@ -210,4 +217,36 @@ def test_a_file_lost_after_the_build_is_found_on_reuse(tmp_path: Path) -> None:
     (first.prefix / "b").unlink()
     with cache.use(spec, builder) as second:
         assert second.status == "built"
-        assert second.reason == "damaged env: 1 installed file(s) are missing, e.g. b"
+        assert second.reason == (
+            "damaged env: 1 installed file(s) differ from their package: b (of pkg-1.0-0) is missing"
+        )
+
+
+def test_a_link_in_place_of_an_env_is_seen_by_list_prune_and_remove(
+    tmp_path: Path, figures: Figures
+) -> None:
+    root = tmp_path / "cache"
+    EnvCache(root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep me\n")
+    envs = root / "envs"
+    (envs / "py3.12-cpu-0123abcd").symlink_to(tmp_path / "gone", target_is_directory=True)
+    (envs / "py3.11-cpu-4567abcd").symlink_to(outside, target_is_directory=True)
+    (envs / "link-out").symlink_to(outside, target_is_directory=True)  # not named as ours
+
+    listing = manage.scan(root)
+    assert {e.name: e.valid for e in listing.envs} == {
+        "py3.11-cpu-4567abcd": False,
+        "py3.12-cpu-0123abcd": False,
+    }
+    result, matched = manage.remove_envs(root, "py3.12-cpu")
+    assert [e.name for e in matched] == ["py3.12-cpu-0123abcd"] and result.actions[0].done
+    assert not os.path.lexists(envs / "py3.12-cpu-0123abcd")
+    pruned = manage.prune(root)
+    assert [a.name for a in pruned.actions if a.kind == "env"] == ["py3.11-cpu-4567abcd"]
+    assert not os.path.lexists(envs / "py3.11-cpu-4567abcd")
+    assert (envs / "link-out").is_symlink()
+    assert (outside / "keep").read_text() == "keep me\n"
+    assert not list((root / "trash").iterdir())
+    figures.add("corruption", "cases")

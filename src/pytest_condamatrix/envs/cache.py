@@ -38,12 +38,15 @@ from typing import Any, Literal
 
 from filelock import ReadWriteLock, Timeout
 
-from .. import __version__
-from ..errors import CacheError
+from .. import __version__, atomic
+from ..errors import CacheError, EnvBuildError
+from . import inuse, trust, verify
+from . import stamp as stamps
 from .history import ProjectHistory
 from .spec import EnvSpec, describe_changes
 
-STAMP = Path("conda-meta") / "condamatrix-stamp.json"
+STAMP = stamps.STAMP
+SUBFOLDERS = ("envs", "locks", "tmp", "trash", "pkgs", "runs")
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by pytest-condamatrix.\n"
@@ -55,6 +58,8 @@ Builder = Callable[[EnvSpec, Path, Path], list[str]]
 PhaseCallback = Callable[[str], None]
 #: how often a wait for an env's lock asks whether the run was interrupted
 LOCK_POLL_SECONDS = 0.2
+#: files that may differ from conda-meta after a build (a pip layer's) before reuse stops checking
+UNCHECKED_LIMIT = 1000
 
 
 class LockWaitCancelled(Exception):
@@ -91,17 +96,30 @@ class EnvCache:
         then explained against that project's previous env of the cell."""
         self.root = root
         self.history = ProjectHistory(root, project) if project else None
+        self.group = trust.shared_group(root)  # a setgid root: a cache shared by its group
+        hint = "pick a writable folder with --conda-matrix-cache-dir or CONDAMATRIX_CACHE_DIR"
+        for sub in SUBFOLDERS:
+            path = root / sub
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                raise CacheError(
+                    f"cannot use the cache folder {root}: {sub} in it is not a folder",
+                    hint=f"remove {path} (it is made again), or {hint}",
+                )
         try:
-            for sub in ("envs", "locks", "tmp", "trash", "pkgs"):
+            for sub in SUBFOLDERS:
                 (root / sub).mkdir(parents=True, exist_ok=True)
             tag = root / "CACHEDIR.TAG"
             if not tag.exists():
                 _write_atomic(tag, CACHEDIR_TAG)
+            # Every run writes lock files: find out now, not as a lock error of each cell.
+            atomic.exclusive_temp(root / "locks" / ".writable").unlink()
         except OSError as exc:
+            why = exc.strerror or str(exc)
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                why = f"it is not writable for this user ({why})"
             raise CacheError(
-                f"cannot use the cache folder {root}: {exc.strerror or exc}",
-                hint="pick a writable folder with --conda-matrix-cache-dir or "
-                "CONDAMATRIX_CACHE_DIR",
+                f"cannot use the cache folder {root}: {why}",
+                hint=hint + "; a cache shared by a group: see docs/cache.md",
             ) from None
 
     @property
@@ -117,7 +135,7 @@ class EnvCache:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Created here so that it honours the umask: filelock would make it 0600, which
             # locks out the other users of a cache shared through a group.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+            atomic.touch_lock_file(path)
             # A fresh instance per use: one instance coordinates processes, not threads.
             return ReadWriteLock(path, is_singleton=False)
         except (sqlite3.Error, OSError, ValueError) as exc:
@@ -200,6 +218,8 @@ class EnvCache:
         ``files``: also check that every file its packages installed is still there.
         """
         prefix = self.prefix_for(spec)
+        if prefix.is_symlink():  # never followed: what it points at is not the cache's
+            return None, "damaged env: a symbolic link is in place of its folder"
         if not prefix.exists():
             return None, self._why_missing(spec)
         stamp_path = prefix / STAMP
@@ -218,11 +238,36 @@ class EnvCache:
             return None, f"moved env: it was built at {built_at}"
         if not python_executable(prefix).exists():
             return None, "damaged env: its python executable is missing"
-        if files and stamp.get("files_complete", True):
-            missing = _missing_files(prefix, stamp.get("packages"))
-            if missing:
-                return None, f"damaged env: {missing}"
+        why = stamps.problem(prefix, stamp)
+        if why:
+            return None, why
+        if files:
+            installed: set[str] = set()
+            skip = stamps.unchecked(stamp) if stamp.get("files_complete", True) else None
+            why = _files_problem(prefix, skip, content=False, seen=installed)
+            if why:
+                return None, f"damaged env: {why}"
+            folders = {path.rpartition("/")[0] for path in installed}
+            why = trust.problem(prefix, folders, installed, self.group)
+            if why:
+                return None, f"untrusted env: {why}"
         return stamp, ""
+
+    def check_suspected(self, spec: EnvSpec) -> str:
+        """Compare every file of the env with its package (content too) after a cell failed in
+        a way that suggests damage (an exec format error, an installed module that does not
+        import); a damaged env is discarded, so the next use rebuilds it. Returns what was
+        found, empty when the env is whole.
+        """
+        with self._hold(self.lock_for(spec), "write", None):
+            stamp, why = self._check(spec)
+            if stamp is None:
+                return why
+            why = _files_problem(self.prefix_for(spec), stamps.unchecked(stamp), content=True)
+            if why:
+                self._discard(self.prefix_for(spec))
+                return f"damaged env: {why}"
+        return ""
 
     def _why_missing(self, spec: EnvSpec) -> str:
         """Explain a cache miss by diffing against the project's previous env of the cell, or
@@ -256,7 +301,10 @@ class EnvCache:
     ) -> EnvStatus:
         final = self.prefix_for(spec)
         self._sweep(spec)
-        if final.exists():
+        if final.is_symlink():
+            final.unlink()  # the link only, dangling or not
+        elif final.exists():
+            self._refuse_if_in_use(spec, final)
             self._discard(final)
         in_place = builds_in_place(builder)
         tmp = (
@@ -267,9 +315,10 @@ class EnvCache:
         start = time.monotonic()
         phase("building")
         try:
-            packages = builder(spec, tmp, final)
+            packages, repaired, unchecked = self._build_verified(spec, builder, tmp, final)
+            if repaired:
+                reason = f"{reason}; {repaired}"
             stamp = {
-                "format": 1,
                 "key": spec.key,
                 "cell": spec.cell_id,
                 "inputs": spec.inputs(),
@@ -277,11 +326,13 @@ class EnvCache:
                 "built_at": time.time(),
                 "built_by": f"pytest-condamatrix {__version__}",
                 "prefix": str(final),
-                # False when files conda-meta lists were gone right after the build (a pip
-                # layer may replace a conda package): then reuse cannot check them.
-                "files_complete": not _missing_files(tmp, packages),
+                "files_complete": unchecked is not None,
+                # files that differed from conda-meta right after the build (a pip layer may
+                # replace a conda package's files): reuse checks all the others
+                "unchecked": sorted(unchecked or ()),
+                "records": stamps.record_digests(tmp),
             }
-            _write_atomic(tmp / STAMP, json.dumps(stamp, indent=1))
+            _write_atomic(tmp / STAMP, json.dumps(stamps.sealed(stamp), indent=1))
             if not in_place:
                 tmp.rename(final)  # the one step that publishes the env
         except BaseException as exc:
@@ -309,6 +360,69 @@ class EnvCache:
             seconds=time.monotonic() - start,
         )
 
+    def _refuse_if_in_use(self, spec: EnvSpec, prefix: Path) -> None:
+        """Keep an env that processes still run from (left by a killed run: no lock says so)."""
+        users = inuse.wait_until_unused(prefix)
+        if users:
+            shown = ", ".join(str(pid) for pid in users[:5])
+            raise EnvBuildError(
+                f"the env of {spec.cell_id} is still used by process(es) {shown}, left behind "
+                f"by a run that was killed: {prefix} is not rebuilt under them",
+                hint="end those processes (or wait for them), then run again",
+            )
+
+    def _build_verified(
+        self, spec: EnvSpec, builder: Builder, tmp: Path, final: Path
+    ) -> tuple[list[str], str, frozenset[str] | None]:
+        """Build, then compare every installed file with its package (content too).
+
+        A hard-linked file that differs is damaged in the package cache itself (and so in
+        every env built from it): that package cache entry is discarded, so that the engine
+        extracts it again, and the env is built once more. Returns the packages, what was
+        repaired, and the files that differ anyway (a pip layer's; None when too many).
+        """
+        packages = builder(spec, tmp, final)
+        damage = self._linked_damage(spec, tmp)
+        repaired = ""
+        if damage:
+            for entry in {d.package_dir for d in damage}:
+                self._discard_package(Path(entry))
+            repaired = f"repaired the package cache: {verify.describe(damage)}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            packages = builder(spec, tmp, final)
+            damage = self._linked_damage(spec, tmp)
+            if damage:
+                raise EnvBuildError(
+                    f"the env of {spec.cell_id} is damaged right after its build: "
+                    f"{verify.describe(damage)}",
+                    hint="clear the package cache (`condamatrix cache prune --packages`) and "
+                    "check the channel's packages",
+                )
+        trust.honour_umask(tmp, trust.umask())  # rattler writes its records 0600
+        left = verify.damaged_files(tmp, content=False, limit=UNCHECKED_LIMIT + 1)
+        if len(left) > UNCHECKED_LIMIT:
+            return packages, repaired, None
+        return packages, repaired, frozenset(d.path for d in left)
+
+    def _linked_damage(self, spec: EnvSpec, prefix: Path) -> list[verify.Damage]:
+        # Only hard links share the package cache's copy; other differences are the install's
+        # own (a pip layer replacing files, a file a package lists but never ships).
+        return [d for d in verify.damaged_files(prefix, content=True) if d.linked]
+
+    def _discard_package(self, entry: Path) -> None:
+        """Remove one package cache entry (only inside our package cache: never elsewhere)."""
+        pkgs = self.package_cache.resolve()
+        try:
+            resolved = entry.resolve()
+        except OSError:
+            return
+        if resolved.parent != pkgs or not resolved.is_dir():
+            return
+        doomed = self.root / "trash" / f"pkgs-{resolved.name}.{uuid.uuid4().hex[:8]}"
+        with contextlib.suppress(OSError):
+            resolved.rename(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+
     def _sweep(self, spec: EnvSpec) -> None:
         """Remove leftovers of killed builds of this env (we hold its write lock)."""
         for folder in ("tmp", "trash"):
@@ -327,48 +441,27 @@ class EnvCache:
             (self.root / "locks" / f"{spec.dirname}.used").touch()
 
 
-def _missing_files(prefix: Path, packages: Any) -> str:
-    """What is gone of the files the env's packages installed, as conda-meta lists them.
+def _files_problem(
+    prefix: Path, unchecked: frozenset[str] | None, *, content: bool, seen: set[str] | None = None
+) -> str:
+    """What is wrong with the env's installed files, as its conda-meta records describe them.
 
-    One listing per folder (a few ms for a Python env): cheap enough for every reuse, and
-    it catches what a stamp cannot, such as a deleted stdlib module. Empty when all is there.
+    ``unchecked`` None: too many files differed right after the build to check any (only
+    ``seen`` is filled in).
     """
-    meta = prefix / "conda-meta"
-    for package in packages if isinstance(packages, list) else []:
-        if not isinstance(package, str) or ":" in package or package.count("=") != 2:
-            continue  # not a conda package (e.g. "pip:name==1.0"): conda-meta does not list it
-        record = meta / (package.replace("=", "-") + ".json")
-        if not record.is_file():
-            return f"the record of its package {package} is missing"
-    gone: list[str] = []
-    count = 0
-    # One listing per folder instead of one lstat per file: the same answer (a listing holds
-    # dangling links too, as lexists does), 3x faster on a warm cache-hit decision.
-    base = str(prefix)
-    listings: dict[str, frozenset[str]] = {}
-    for record in sorted(meta.glob("*.json")):
-        if record.name == STAMP.name:
-            continue
-        try:
-            files = json.loads(record.read_text(encoding="utf-8")).get("files", [])
-        except (OSError, ValueError, AttributeError):
-            return f"its package record conda-meta/{record.name} is unreadable"
-        for rel in files if isinstance(files, list) else []:
-            folder, _, name = str(rel).rpartition("/")
-            present = listings.get(folder)
-            if present is None:
-                try:
-                    # names only: listdir makes no per-entry objects, unlike iterdir/scandir
-                    present = frozenset(os.listdir(f"{base}/{folder}" if folder else base))  # noqa: PTH208
-                except OSError:
-                    present = frozenset()
-                listings[folder] = present
-            if name not in present:
-                count += 1
-                gone.append(str(rel))
-    if not count:
+    try:
+        damage = verify.damaged_files(
+            prefix,
+            content=content,
+            skip=unchecked or frozenset(),
+            seen=seen,
+            limit=1 << 30 if unchecked is None else 20,
+        )
+    except verify.UnreadableRecord as exc:
+        return f"its package record {exc} is unreadable"
+    if unchecked is None:
         return ""
-    return f"{count} installed file(s) are missing, e.g. {', '.join(gone[:3])}"
+    return verify.describe(damage) if damage else ""
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -397,9 +490,4 @@ def builds_in_place(builder: Builder) -> bool:
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    atomic.write_text(path, text)

@@ -14,6 +14,7 @@ from pathlib import Path
 import rattler
 from rattler import LockChannel, LockFile, LockPlatform, MatchSpec, RepoDataRecord
 
+from .. import atomic
 from ..errors import ConfigError
 
 LOCK_NAME = "condamatrix.lock"
@@ -80,6 +81,10 @@ def write_lock(
         lock_platform = LockPlatform(platform)
         for record in records:
             lock.add_conda_package(cell_id, lock_platform, record)
-    tmp = path.with_name(path.name + ".tmp")
-    lock.to_path(tmp)
-    tmp.replace(path)
+    tmp = atomic.exclusive_temp(path)  # a fresh name: a fixed one could be a planted link
+    try:
+        lock.to_path(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -38,6 +38,7 @@ from typing import Any
 
 from filelock import ReadWriteLock, Timeout
 
+from .. import atomic
 from .cache import STAMP
 
 DEFAULT_STALE_DAYS = 30.0
@@ -269,10 +270,18 @@ def scan(root: Path) -> CacheListing:
                 usage.add_tree(sub, f"{child.name}/{sub.name}")
         else:
             usage.add_tree(child, "other")
-    env_paths = sorted(p for p in _children(root / "envs") if p.is_dir() and not p.is_symlink())
+    env_paths = sorted(p for p in _children(root / "envs") if _is_env_entry(p))
     packages = sorted(p.name for p in _children(root / "pkgs") if p.is_dir() and not p.is_symlink())
     envs = [_env_entry(root, path, usage) for path in env_paths]
     return CacheListing(root, True, envs, packages, usage)
+
+
+def _is_env_entry(path: Path) -> bool:
+    """A folder of envs/, or a link named as ours (dangling or not): never a valid env, and
+    listed so that prune and remove see it; other links are not ours and stay unseen."""
+    if path.is_symlink():
+        return ENV_NAME.fullmatch(path.name) is not None
+    return path.is_dir()
 
 
 def _children(folder: Path) -> list[Path]:
@@ -285,7 +294,8 @@ def _children(folder: Path) -> list[Path]:
 def _env_entry(root: Path, path: Path, usage: DiskUsage) -> EnvEntry:
     stamp: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
-        data = json.loads((path / STAMP).read_text(encoding="utf-8"))
+        # a link is never read through: what it points at is not in the cache
+        data = {} if path.is_symlink() else json.loads((path / STAMP).read_text("utf-8"))
         if isinstance(data, dict):
             stamp = data
     match = ENV_NAME.fullmatch(path.name)
@@ -327,7 +337,7 @@ def env_lock(root: Path, name: str) -> ReadWriteLock:
     path = root / "locks" / f"{name}.lock"
     with contextlib.suppress(OSError):
         # as the cache makes it: honouring the umask, for caches shared through a group
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
+        atomic.touch_lock_file(path)
     return ReadWriteLock(path, is_singleton=False)
 
 
@@ -432,7 +442,7 @@ def _delete(root: Path, path: Path) -> None:
         path.rename(doomed)
     except OSError:
         doomed = path
-    shutil.rmtree(doomed, ignore_errors=True)
+    _delete_any(doomed)  # a link in place of an env goes, never what it points at
 
 
 def remove_envs(
@@ -549,7 +559,8 @@ def _prune_packages(
 def _flock(path: Path) -> Iterator[bool]:
     """An exclusive flock on ``path`` (made if missing, as rattler makes it), without waiting."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        # never through a link: that would create or lock the file it points at
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     except OSError:
         yield False  # a lock we cannot take: leave what it guards alone
         return
@@ -587,7 +598,7 @@ def _sweep_leftovers(listing: CacheListing, now: float, *, dry_run: bool, say: S
             say(f"{'would remove' if dry_run else 'removed'} leftover {name}")
             actions.append(Action("leftover", name, True, "left by a killed build", freed))
     if not dry_run:
-        alive = {e.name for e in listing.envs if e.path.exists()}
+        alive = {e.name for e in listing.envs if os.path.lexists(e.path)}
         for used in _children(root / "locks"):
             if used.suffix == ".used" and used.stem not in alive:
                 with contextlib.suppress(OSError):

@@ -20,14 +20,15 @@ beside the channel folder; packages are written under temporary names and moved 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,21 @@ class _Item:
         return f"{self.meta.subdir}/{self.meta.filename}"
 
 
+@contextlib.contextmanager
+def _scratch(dest: Path) -> Iterator[Path]:
+    """A work folder beside ``dest`` (so under the cache for the demo and the tests), not in
+    /tmp: a build killed there leaves it where the next build (under the same lock, so no
+    build of this channel is running) finds and removes it."""
+    for stale in dest.parent.glob(f".{dest.name}.build-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    work = dest.parent / f".{dest.name}.build-{os.getpid()}-{secrets.token_hex(4)}"
+    work.mkdir()
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def build_local_channel(
     dest: Path,
     pythons: Sequence[str] = DEFAULT_PYTHONS,
@@ -136,8 +152,7 @@ def build_local_channel(
             (dest / folder).mkdir(parents=True, exist_ok=True)
             _remove_temp_files(dest / folder)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="condamatrix-wheels")
-        with tempfile.TemporaryDirectory(prefix="condamatrix-channel-") as tmp, pool:
-            work = Path(tmp)
+        with _scratch(dest) as work, pool:
             # Downloading wheels waits on the network: overlap it with packaging Pythons.
             wheel_plan = pool.submit(
                 _wheel_items, interps, cache, say, tuple(wheels), wheelhouse, subdir
