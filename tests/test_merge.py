@@ -318,4 +318,4 @@ def test_negative_or_fractional_counts_are_refused(
     bad = shard(tmp_path, "a", cell("py3.12-cpu", "passed", summary={"passed": -1}))
     code, _, err = merge(capsys, bad)
     assert code == ExitCode.RESULTS_ERROR
-    assert "summary: malformed results" in err
+    assert "counts.passed: not a count" in err

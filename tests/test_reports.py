@@ -234,7 +234,7 @@ def test_markdown_summary() -> None:
     text = to_markdown(make_run({"test_x": {"py3.9-cu11.8"}}))
     assert text.startswith("## ❌ conda matrix: 9 cells")
     assert "| Python | cpu | cu11.8 | cu12.1 |" in text
-    assert "| `t.py::test_x` | fails only on py3.9 + cu11.8 |" in text
+    assert "| <code>t.py::test_x</code> | fails only on py3.9 + cu11.8 |" in text
     assert "<details>" in text and "AssertionError: boom" in text
 
 
@@ -346,3 +346,22 @@ def test_json_follows_the_published_schema() -> None:
     bad["cells"][0]["status"] = "exploded"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_markdown_escapes_every_value_and_stays_under_githubs_limit() -> None:
+    """A merged results file is another machine's: its values must not become Markdown
+    (a heading, a remote image, HTML), lone surrogates must not stop the write, and 1000
+    long failures must fit GitHub's 1 MiB step summary, saying what was left out."""
+    hostile = "3.9\n# injected heading ![x](https://example.invalid/x.png) <img src=x> \udcff"
+    failures = [
+        TestResult(nodeid=f"t.py::test_{i}", outcome="failed", message="boom", longrepr="x" * 3000)
+        for i in range(1000)
+    ]
+    cell = CellResult(cell="py3.9-cpu", python=hostile, cuda="cpu", status="failed", tests=failures)
+    cell.message = "`code` | pipe <b>bold</b>"
+    text = to_markdown(RunResult(cells=[cell]))
+    assert "\n# injected" not in text and "![x]" not in text and "<img" not in text
+    assert "<b>" not in text
+    assert "\ufffd" in text  # the surrogate, replaced
+    assert len(text.encode("utf-8")) <= 1_000_000 + 1000
+    assert "more failures are not shown" in text

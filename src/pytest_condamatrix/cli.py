@@ -8,12 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, cache_command, cell_shell, gh_matrix, init_ci, merge
+from . import __version__, atomic, cache_command, cell_shell, gh_matrix, init_ci, merge
 from .cli_options import add_cache_dir_option, add_config_option
 from .errors import CondaMatrixError, EnvBuildError, ExitCode, UsageError
 from .matrix import select_cells
 from .report.terminal import make_console
 from .session import SessionOptions, cache_root, load_matrix
+from .usage_parser import UsageArgumentParser
 
 DEMO_PYTHONS = ("3.9", "3.11", "3.12")
 
@@ -24,13 +25,15 @@ The matrix itself runs with `pytest --conda-matrix` (see `pytest --help`, group
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = UsageArgumentParser(
         prog="condamatrix",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=UsageArgumentParser
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -285,7 +288,7 @@ def run_export(
     options = SessionOptions(cwd=Path.cwd(), config_path=config, cache_dir=cache_dir)
     text = export_cell(options, cell, fmt)
     if output:
-        output.write_text(text, encoding="utf-8")
+        atomic.write_text(output, text)
     else:
         sys.stdout.write(text)
     return int(ExitCode.OK)

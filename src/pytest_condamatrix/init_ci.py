@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import atomic
 from .config import find_config_file
 from .errors import CondaMatrixError, ExitCode, UsageError
 
@@ -122,9 +123,7 @@ def write_workflow(path: Path, text: str, *, force: bool = False) -> Path:
         )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        atomic.write_text(path, text)
     except OSError as exc:
         raise UsageError(
             f"cannot write {path}: {exc.strerror or exc}", hint="pick a writable --path"

@@ -11,13 +11,13 @@ field, and nothing in them decides where anything is written (only the command l
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import validate
 from .errors import ResultsError, UsageError
 from .matrix import SAFE_ID
 from .report.terminal import make_console, render_run
@@ -100,13 +100,8 @@ def load_shard(path: Path) -> Shard:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot read it: {exc}", hint=hint) from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ResultsError(
-            f"{path}: not a pytest-condamatrix results file (not JSON: {exc})", hint=hint
-        ) from None
     source = str(path)
+    data = validate.load_results_json(text, source)  # strict: no NaN, bounded nesting
     ours = isinstance(data, dict) and data.get("schema") == SCHEMA
     if ours and data.get("version") == SCHEMA_VERSION:
         _check_cells(data, source)
@@ -144,6 +139,7 @@ def _check_cells(data: dict[str, Any], source: str) -> None:
             if name not in raw:
                 raise ResultsError(f"{where}: malformed results (no {name!r})")
         _check_fields(raw, CELL_FIELDS, where)
+        validate.check_merged_cell(raw, where)
         if not SAFE_ID.match(raw["cell"]):
             raise ResultsError(f"{where}: {raw['cell']!r} is not a cell id")
         for name in ("packages", "collected_ids"):

@@ -14,6 +14,8 @@ from .results import CellResult
 
 #: lines of output kept when nothing more telling is found
 TAIL_LINES = 8
+#: characters kept of each line (a test may print one line of megabytes)
+MAX_LINE = 500
 #: characters of output read from the end of a cell's log
 TAIL_BYTES = 64 * 1024
 NO_PYTEST = re.compile(r"No module named pytest\b")
@@ -94,7 +96,7 @@ def cause(log: Path) -> str:
 
 
 def cause_from_output(text: str) -> str:
-    lines = [line.rstrip() for line in text.splitlines()]
+    lines = [line.rstrip()[:MAX_LINE] for line in text.splitlines()]
     if any(NO_PYTEST.search(line) for line in lines):
         return (
             "the env has no pytest: add `pytest` to the matrix's dependencies "

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 #: text kept of a failure's traceback (the worker has already bounded the line)
 MAX_TEXT = 100_000
+#: text kept of a crash message or a skip reason (a 30 MB assertion message happens)
+MAX_MESSAGE = 10_000
 #: the outer plugins that must not see the cells' reports: they would print them as tests of
 #: the outer session (terminal), or act on a session the matrix run never starts
 SILENT_PLUGINS = (
@@ -211,7 +213,7 @@ def _result(
         outcome=category,
         duration=float(data.get("duration") or 0.0),
         when="collect" if collect else str(data.get("when", "call")),
-        message=_message(data, report),
+        message=_capped(_message(data, report), MAX_MESSAGE),
         longrepr=_longrepr_text(report) if data.get("outcome") == "failed" else "",
         subtest=_subtest_text(context) if isinstance(context, dict) else "",
     )
@@ -232,6 +234,10 @@ def _message(data: dict[str, Any], report: BaseReport | None) -> str:
         lines = [line for line in longrepr.splitlines() if line.strip()]
         return lines[-1] if lines else ""
     return ""
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + " [... truncated]"
 
 
 def _longrepr_text(report: BaseReport | None) -> str:

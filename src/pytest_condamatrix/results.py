@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import atomic
 from .errors import ExitCode, ResultsError
 
 SCHEMA = "pytest-condamatrix/results"
@@ -179,9 +180,7 @@ def to_json(run: RunResult) -> dict[str, Any]:
 
 def write_json(run: RunResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(to_json(run), indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(to_json(run), indent=1) + "\n")
 
 
 def from_json(data: Any, *, source: str = "results") -> RunResult:

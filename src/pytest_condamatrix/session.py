@@ -23,7 +23,7 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from . import __version__
+from . import __version__, validate
 from .config import MatrixConfig, load_config, resolve_channel
 from .cuda import detect_driver
 from .envs.cache import EnvCache
@@ -80,14 +80,18 @@ class SessionOptions:
 def run_from_pytest(config: pytest.Config) -> ExitCode:
     def path(name: str) -> Path | None:
         value = config.getoption(name)
-        return Path(value) if value else None
+        option = "--" + name.replace("_", "-")
+        return None if value is None else validate.check_path(value, option)
 
-    jobs = config.getoption("conda_matrix_jobs")
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--conda-matrix-jobs {jobs}: give a positive number of cells")
-    gpu_jobs = config.getoption("conda_matrix_gpu_jobs")
-    if gpu_jobs is not None and gpu_jobs < 1:
-        raise UsageError(f"--conda-matrix-gpu-jobs {gpu_jobs}: give a positive number of cells")
+    def jobs_option(name: str) -> int | None:
+        value = config.getoption(name)
+        option = "--" + name.replace("_", "-")
+        return None if value is None else validate.check_jobs(value, option)
+
+    jobs = jobs_option("conda_matrix_jobs")
+    gpu_jobs = jobs_option("conda_matrix_gpu_jobs")
+    for channel in config.getoption("conda_matrix_channel"):
+        validate.check_path(channel, "--conda-matrix-channel")
     timeout = config.getoption("conda_matrix_timeout")
     if timeout is not None and not 0 < timeout < float("inf"):  # nan and inf too
         raise UsageError(f"--conda-matrix-timeout {timeout}: give a positive number of seconds")
@@ -344,7 +348,17 @@ def locked_cells(
 
 
 def check_report_paths(options: SessionOptions) -> None:
-    """Refuse report paths that cannot be written, with the option that named them."""
+    """Refuse report paths that cannot be written, or that two reports share, with the
+    option that named them."""
+    validate.check_distinct_outputs(
+        {
+            "--conda-matrix-json": options.json_path and options.cwd / options.json_path,
+            "--conda-matrix-junit (or --junitxml)": options.junit_path
+            and options.cwd / options.junit_path,
+            "--conda-matrix-markdown": options.markdown_path
+            and options.cwd / options.markdown_path,
+        }
+    )
     for label, value in (
         ("--conda-matrix-json", options.json_path),
         ("--conda-matrix-junit (or --junitxml)", options.junit_path),

@@ -11,10 +11,10 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from . import atomic
 from .results import RunResult
 
 #: outcomes whose time says how long the cell's tests take
@@ -47,14 +47,9 @@ def save_timings(path: Path, run: RunResult) -> None:
     for cell in run.cells:
         if cell.status in TIMED:
             timings[cell.cell] = round(cell.test_seconds, 3)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(timings, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)  # whole or not at all, whatever runs write it at once
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        atomic.write_text(path, json.dumps(timings, sort_keys=True))  # whole or not at all
 
 
 def start_order(cell_ids: Sequence[str], previous: Mapping[str, float], jobs: int) -> list[int]:

@@ -65,7 +65,6 @@ def test_usage_errors_exit_4(args: tuple[str, ...], tmp_path: Path) -> None:
 
 # The top-level parser is built in cli.py: these pass once it uses
 # usage_parser.UsageArgumentParser (then drop the mark).
-@pytest.mark.xfail(reason="cli.build_parser still exits with argparse's 2", strict=True)
 @pytest.mark.parametrize(
     "args",
     [

@@ -108,7 +108,6 @@ def test_the_stamp_is_never_written_through_a_link(tmp_path: Path, victim: Path)
 
 # The report writers live in results.py and report/: these pass once they write through
 # atomic.write_text / atomic.open_atomic (then drop the mark).
-@pytest.mark.xfail(reason="results.py and report/junit.py still write <path>.tmp", strict=True)
 @pytest.mark.parametrize("writer", ["json", "junit"])
 def test_reports_never_follow_a_planted_temporary_name(
     tmp_path: Path, victim: Path, writer: str

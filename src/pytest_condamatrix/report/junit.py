@@ -17,6 +17,7 @@ import socket
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+from .. import atomic
 from ..results import CellResult, RunResult
 
 # XML 1.0 forbids most control characters; test output can contain any of them.
@@ -118,6 +119,5 @@ def write_junit(run: RunResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tree = to_junit(run)
     ET.indent(tree)
-    tmp = path.with_name(path.name + ".tmp")
-    tree.write(tmp, encoding="utf-8", xml_declaration=True)
-    tmp.replace(path)
+    with atomic.open_atomic(path, "wb") as fh:
+        tree.write(fh, encoding="utf-8", xml_declaration=True)
