@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -37,7 +38,7 @@ from .envfile import file_fingerprints
 from .envs.cache import EnvCache, EnvStatus, LockWaitCancelled
 from .envs.engines import Engine
 from .envs.spec import EnvSpec, channel_fingerprint
-from .errors import CondaMatrixError
+from .errors import CacheError, CondaMatrixError
 from .install import InstallSettings, Overlay, prepare_install
 from .matrix import Cell
 from .options import FLAG_OPTIONS, VALUE_OPTIONS, strip_addopts
@@ -161,8 +162,16 @@ class MatrixRunner:
 
     def run(self, cells: Sequence[Cell], platform: str) -> RunResult:
         opts = self.options
-        opts.run_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(__file__).with_name("worker.py"), opts.run_dir / f"{WORKER_MODULE}.py")
+        try:
+            opts.run_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(
+                Path(__file__).with_name("worker.py"), opts.run_dir / f"{WORKER_MODULE}.py"
+            )
+        except OSError as exc:  # a full disk, most likely
+            raise CacheError(
+                f"cannot write the run's files into {opts.run_dir}: {exc.strerror or exc}",
+                hint="free disk space there, or pick another --conda-matrix-cache-dir",
+            ) from None
         if any(c.is_cuda for c in cells):
             self._driver = cuda.detect_driver()
         results = [
@@ -268,6 +277,13 @@ class MatrixRunner:
                             self._run_tests(turn, cell, result, env, decision, device)
                     if cell.is_cuda and not decision.gpu and not result.message:
                         result.message = f"ran without a GPU, gpu tests skipped: {decision.reason}"
+            # the env's read lock is released: a damaged env can be checked, and discarded
+            if looks_damaged(result):
+                damage = opts.cache.check_suspected(spec)
+                if damage:
+                    result.message = "\n".join(
+                        filter(None, (result.message, f"{damage} (the next run rebuilds it)"))
+                    )
         except LockWaitCancelled:
             result.status = "interrupted"
             result.message = "interrupted while waiting for another run's lock on the env"
@@ -446,6 +462,21 @@ class MatrixRunner:
             self._failures += 1
             if self._failures >= self.options.maxfail and not self._halted_by:
                 self._halted_by = cell
+
+
+#: what a cell's failure looks like when a file of its env is damaged (a truncated binary,
+#: a module that no longer imports)
+DAMAGE_SIGNS = re.compile(
+    r"Exec format error|bad marshal data|invalid ELF header|cannot open shared object"
+    r"|ImportError|ModuleNotFoundError|killed by signal (?:4|7|11)\b"
+)
+
+
+def looks_damaged(result: CellResult) -> bool:
+    if result.status not in ("crashed", "error", "failed"):
+        return False
+    texts = [result.message, *(t.longrepr for t in result.tests if t.longrepr)]
+    return any(DAMAGE_SIGNS.search(text) for text in texts[:50])
 
 
 def _int(value: object) -> int:

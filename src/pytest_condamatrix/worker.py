@@ -153,6 +153,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     # The runner starts a cell ahead of its turn: the interpreter, pytest and the installed
     # plugins load now, while the previous cell runs; the project's conftest.py files and
     # tests (which may claim a GPU or ports) only once the runner says go.
+    _watch_parent()  # from here on: conftest.py files may import for long
     fd = os.environ.pop("CONDAMATRIX_GO_FD", "")
     if not fd.isdigit():
         return
@@ -186,6 +187,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _config = config
     _all_reports = os.environ.get("CONDAMATRIX_REPORTS", "all") == "all"
+    _watch_parent()  # a no-op when the gate already started it
     _emit(
         {
             "e": "start",
@@ -194,7 +196,9 @@ def pytest_configure(config: pytest.Config) -> None:
             "pytest": pytest.__version__,
         }
     )
-    _watch_parent()
+
+
+_watching = False
 
 
 def _watch_parent() -> None:
@@ -203,9 +207,13 @@ def _watch_parent() -> None:
     The outer process kills the group on timeouts and interrupts; only a SIGKILL of the outer
     process itself leaves nobody to do it. The cell leads its own group, so this is safe.
     """
-    if not os.environ.get("CONDAMATRIX_CELL") or os.getpgrp() != os.getpid():
+    global _watching
+    if _watching or not os.environ.get("CONDAMATRIX_CELL") or os.getpgrp() != os.getpid():
         return
-    parent = os.getppid()
+    _watching = True
+    # the run's pid as the runner gave it: getppid() is init's already if the run died first
+    given = os.environ.get("CONDAMATRIX_PARENT_PID", "")
+    parent = int(given) if given.isdigit() else os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
