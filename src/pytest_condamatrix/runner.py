@@ -44,7 +44,7 @@ from .matrix import Cell
 from .options import FLAG_OPTIONS, VALUE_OPTIONS, strip_addopts
 from .outcome import classify
 from .protocol import ReportRelay, StreamTail
-from .results import CellResult, RunResult, TestResult
+from .results import CellResult, RunResult, TestResult, ordered_counts
 from .slots import OrderedSlots, wait_interruptibly
 from .timings import start_order
 
@@ -449,7 +449,7 @@ class MatrixRunner:
             elif event == "finish":
                 counts = record.get("counts")
                 result.summary = (
-                    {str(k): _int(v) for k, v in counts.items()}
+                    ordered_counts({str(k): _int(v) for k, v in counts.items()})
                     if isinstance(counts, dict)
                     else result.counts()  # no terminal reporter in the cell: count reports
                 )

@@ -4,8 +4,9 @@ Every collect and test report is serialised with ``pytest_report_to_serializable
 pytest-xdist does between its workers and controller) and classified with the cell's own
 ``pytest_report_teststatus``, so categories defined by the cell's plugins (subtests, rerun,
 ...) are named where those plugins live. At the end of the session the counts pytest prints
-in its summary line are sent too, taken from the cell's terminal reporter. Only the process
-that owns the session streams: pytest-xdist workers pass their reports to their controller.
+in its summary line are sent too, taken from the cell's terminal reporter by its rules.
+Only the process that owns the session streams: pytest-xdist workers pass their reports to
+their controller.
 
 It runs on the cell's interpreter (CPython >= 3.9) with only the standard library and pytest,
 and is imported as a top-level module copied next to the run's files, never through the
@@ -47,21 +48,6 @@ MAX_TEXT = 100_000
 #: reports without a category (setup/teardown that passed) reach the file at least this
 #: often (seconds); every other record at once
 FLUSH_SECONDS = 0.05
-#: pytest's own order of the summary line's categories (terminal.py); others follow
-KNOWN_TYPES = (
-    "failed",
-    "passed",
-    "skipped",
-    "deselected",
-    "xfailed",
-    "xpassed",
-    "warnings",
-    "error",
-    "subtests passed",
-    "subtests failed",
-    "subtests skipped",
-)
-
 _stream: IO[str] | None = None
 _last_flush = 0.0
 _config: Any = None
@@ -337,17 +323,17 @@ def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str, locati
 
 
 def _summary_counts(config: Any) -> dict[str, int] | None:
-    """The counts of pytest's summary line, by its own rules (None without its reporter)."""
+    """The counts of pytest's summary line, by its own rules (None without its reporter);
+    the outer run puts them in pytest's order."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     stats = getattr(reporter, "stats", None)
     if not isinstance(stats, dict):
         return None
-    order = list(KNOWN_TYPES) + [k for k in stats if k and k not in KNOWN_TYPES]
     counts = {}
-    for key in order:
-        n = sum(1 for r in stats.get(key, ()) if getattr(r, "count_towards_summary", True))
-        if n:
-            counts[key] = n
+    for key, reports in stats.items():
+        n = sum(1 for r in reports if getattr(r, "count_towards_summary", True))
+        if key and n:  # "": setups and teardowns that passed, which pytest does not count
+            counts[str(key)] = n
     return counts
 
 
