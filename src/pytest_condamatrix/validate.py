@@ -44,7 +44,7 @@ def check_jobs(value: str | int, option: str, *, maximum: int = MAX_JOBS) -> int
     text = str(value).strip()
     if not _WHOLE.fullmatch(text) or not 1 <= int(text) <= maximum:
         raise UsageError(
-            f"{option}: {_short(text)!r} is not a whole number from 1 to {maximum}",
+            f"{option} {_short(text)}: give a positive whole number of cells, at most {maximum}",
             hint=f"use e.g. {option} 4",
         )
     return int(text)
