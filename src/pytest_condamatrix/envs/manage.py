@@ -355,7 +355,7 @@ def try_write_lock(root: Path, name: str) -> Iterator[str]:
         return
     try:
         lock = env_lock(root, name)
-        lock.acquire_write(timeout=0, blocking=False)
+        lock.acquire_write(timeout=0)  # one try (filelock 3.21 refuses blocking=False with it)
     except Timeout:
         yield IN_USE
         return
