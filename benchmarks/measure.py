@@ -408,17 +408,16 @@ def streaming(
         plain = dict(ctx.env)
         plain["PYTHONNOUSERSITE"] = "1"
         worker = dict(plain)
-        worker.update(
-            PYTHONPATH=str(root), CONDAMATRIX_RESULTS=str(stream), CONDAMATRIX_CELL="bench"
-        )
+        # as the runner starts a cell when no plugin of the outer run listens
+        worker.update(PYTHONPATH=str(root), CONDAMATRIX_CELL="bench", CONDAMATRIX_REPORTS="short")
         junit = [f"--junitxml={root / 'junit.xml'}"]
         cache_dir = ["-o", "cache_dir=.pytest_cache/condamatrix/bench"]
         variants: dict[str, tuple[list[str], dict[str, str]]] = {
             "plain": ([], plain),
-            "worker": (["-p", WORKER_MODULE], worker),
+            "worker": (["-p", WORKER_MODULE, f"--condamatrix-stream={stream}"], worker),
             "junit": (junit, plain),
             # as the runner starts a cell
-            "cell": (["-p", WORKER_MODULE, *cache_dir], worker),
+            "cell": (["-p", WORKER_MODULE, f"--condamatrix-stream={stream}", *cache_dir], worker),
         }
         samples: dict[str, list[Timing]] = {name: [] for name in variants}
         for repeat in range(repeats + 1):  # the first round warms caches, untimed
