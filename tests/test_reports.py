@@ -365,3 +365,43 @@ def test_markdown_escapes_every_value_and_stays_under_githubs_limit() -> None:
     assert "\ufffd" in text  # the surrogate, replaced
     assert len(text.encode("utf-8")) <= 1_000_000 + 1000
     assert "more failures are not shown" in text
+
+
+def test_a_huge_failure_message_is_capped_in_the_results() -> None:
+    """A 30 MB assertion message must not go whole into JSON and JUnit: the crash message is
+    capped as the traceback is."""
+    from pytest_condamatrix.protocol import MAX_MESSAGE, MAX_TEXT, ReportRelay
+
+    huge = "x" * 3_000_000
+    longrepr = {
+        "reprcrash": {"path": "t.py", "lineno": 1, "message": huge},
+        "reprtraceback": {"reprentries": [], "extraline": None, "style": "long"},
+        "sections": [],
+        "chain": [
+            [
+                {"reprentries": [], "extraline": None, "style": "long"},
+                {"path": "t.py", "lineno": 1, "message": huge},
+                None,
+            ]
+        ],
+    }
+    record = {
+        "e": "test",
+        "cat": "failed",
+        "r": {
+            "$report_type": "TestReport",
+            "nodeid": "t.py::test_big",
+            "location": ["t.py", 0, "test_big"],
+            "keywords": {},
+            "outcome": "failed",
+            "longrepr": longrepr,
+            "when": "call",
+            "sections": [],
+            "duration": 0.1,
+            "user_properties": [],
+        },
+    }
+    test = ReportRelay().test("py3.12-cpu", record)
+    assert test is not None and test.outcome == "failed"
+    assert len(test.message) <= MAX_MESSAGE + 20
+    assert len(test.longrepr) <= MAX_TEXT + 20
