@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-
-import rattler
-from rattler import LockChannel, LockFile, LockPlatform, MatchSpec, RepoDataRecord
+from typing import TYPE_CHECKING
 
 from .. import atomic
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # rattler is imported when a lock is read or written: most runs have none
+    from rattler import RepoDataRecord
 
 LOCK_NAME = "condamatrix.lock"
 
@@ -29,6 +30,8 @@ class MatrixLock:
     """A lock file read from disk."""
 
     def __init__(self, path: Path) -> None:
+        from rattler import LockFile
+
         self.path = path
         try:
             self.file = LockFile.from_path(path)
@@ -52,6 +55,9 @@ class MatrixLock:
         self, cell_id: str, channels: Sequence[str], specs: Sequence[str], platform: str
     ) -> str | None:
         """Why the lock does not fit this cell any more, or None when it does."""
+        import rattler
+        from rattler import MatchSpec
+
         env = self.file.environment(cell_id)
         if env is None:
             return f"the lock has no environment for cell {cell_id}"
@@ -73,6 +79,9 @@ def write_lock(
     path: Path, platform: str, cells: Sequence[tuple[str, Sequence[str], list[RepoDataRecord]]]
 ) -> None:
     """Write ``(cell id, channels, solved records)`` for every cell into one lock file."""
+    import rattler
+    from rattler import LockChannel, LockFile, LockPlatform
+
     lock = LockFile([LockPlatform(platform)])
     for cell_id, channels, records in cells:
         lock.set_channels(
