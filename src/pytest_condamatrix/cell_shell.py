@@ -152,7 +152,7 @@ def cell_env(options: SessionOptions, wanted: str) -> Iterator[CellEnv]:
         cell,
         engine,
         engine.platform,
-        environment_sha=config.environment.sha256 if config.environment else "",
+        environment_sha=config.environment_sha,
         locked=locked.get(cell.id, ()),
     )
     progress = ProgressPrinter(console)

@@ -139,6 +139,11 @@ class MatrixConfig:
     def source_name(self) -> str:
         return str(self.source) if self.source else "(defaults)"
 
+    @property
+    def environment_sha(self) -> str:
+        """The environment file's content hash, part of every env key ("" without one)."""
+        return self.environment.sha256 if self.environment else ""
+
     def runs_on(self, cuda: str) -> tuple[str, ...]:
         """The GitHub Actions ``runs-on`` labels of the cells of CUDA variant ``cuda``."""
         if cuda in self.runners:

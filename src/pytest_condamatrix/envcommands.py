@@ -32,7 +32,7 @@ def lock_matrix(options: SessionOptions, output: Path | None = None) -> Path:
             cell,
             engine,
             engine.platform,
-            environment_sha=config.environment.sha256 if config.environment else "",
+            environment_sha=config.environment_sha,
         )
         records = engine.solve(spec)
         if cell.cuda == "cpu":
@@ -68,7 +68,7 @@ def export_cell(options: SessionOptions, cell_id: str, fmt: str) -> str:
         cell,
         engine,
         engine.platform,
-        environment_sha=config.environment.sha256 if config.environment else "",
+        environment_sha=config.environment_sha,
         locked=locked.get(cell.id, ()),
     )
     prefix = cache.prefix_for(spec)

@@ -104,7 +104,7 @@ def cell_cache_key(
         cell,
         engine,
         platform,
-        environment_sha=config.environment.sha256 if config.environment else "",
+        environment_sha=config.environment_sha,
         locked=_locked(lock, cell, platform),
     )
     inputs = spec.inputs()

@@ -279,7 +279,7 @@ def run_session(
             cuda_policy=config.cuda_policy,
             require_gpu=options.require_gpu,
             extra_env=options.extra_env,
-            environment_sha=config.environment.sha256 if config.environment else "",
+            environment_sha=config.environment_sha,
             locked=locked,
             previous_seconds=load_timings(timings),
             maxfail=options.maxfail,
