@@ -6,12 +6,12 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import InstallError
+from ..markers import marker_environment
 
 
 def env_python_version(prefix: Path, minor: str) -> str:
@@ -50,20 +50,6 @@ def installed(folders: Iterable[Path]) -> dict[str, Version | None]:
     return found
 
 
-def marker_env(python_version: str, extra: str = "") -> dict[str, str]:
-    env = {k: str(v) for k, v in default_environment().items()}
-    release = Version(python_version).release
-    env.update(
-        python_version=f"{release[0]}.{release[1]}",
-        python_full_version=python_version,
-        implementation_name="cpython",
-        implementation_version=python_version,
-        platform_python_implementation="CPython",
-        extra=extra,
-    )
-    return env
-
-
 def missing(
     requirements: Iterable[str],
     have: Mapping[str, Version | None],
@@ -71,7 +57,7 @@ def missing(
     extras: Iterable[str] = (),
 ) -> list[Requirement]:
     """The requirements that apply to this Python (and ``extras``) and ``have`` lacks."""
-    envs = [marker_env(python_version, e) for e in ("", *extras)]
+    envs = [marker_environment(python_version, e) for e in ("", *extras)]
     out: list[Requirement] = []
     for line in requirements:
         try:

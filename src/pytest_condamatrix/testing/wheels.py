@@ -22,12 +22,12 @@ from email.parser import BytesHeaderParser
 from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
-from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from pytest_condamatrix.markers import marker_environment
 from pytest_condamatrix.testing.conda_package import PackageFile, PackageMeta
 from pytest_condamatrix.testing.errors import ChannelBuildError
 
@@ -122,21 +122,6 @@ def pep440_to_conda(specifier: str) -> str:
         else:
             parts.append(f"{op}{version}")
     return ",".join(parts)
-
-
-def marker_environment(python_version: str) -> dict[str, str]:
-    """Marker variables for CPython `python_version` on this machine."""
-    env = {key: str(value) for key, value in default_environment().items()}
-    release = Version(python_version).release
-    env.update(
-        python_version=f"{release[0]}.{release[1]}",
-        python_full_version=python_version,
-        implementation_name="cpython",
-        implementation_version=python_version,
-        platform_python_implementation="CPython",
-        extra="",
-    )
-    return env
 
 
 def conda_depends(requires_dist: Sequence[str], python_version: str) -> tuple[str, ...]:
