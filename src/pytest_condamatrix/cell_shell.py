@@ -39,8 +39,8 @@ from .envs.engines import make_engine
 from .errors import CondaMatrixError, ExitCode, UsageError
 from .matrix import Cell
 from .report.terminal import ProgressPrinter, make_console
-from .runner import WORKER_MODULE, make_spec
-from .session import SessionOptions, cache_root, load_lock, load_matrix, locked_cells
+from .runner import WORKER_MODULE
+from .session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
 
 
 def add_parsers(sub: Any) -> None:
@@ -147,14 +147,7 @@ def cell_env(options: SessionOptions, wanted: str) -> Iterator[CellEnv]:
     cache = EnvCache(root)
     lock = load_lock(config)
     engine = make_engine(options.engine or config.engine, root, lock=lock)
-    locked = locked_cells(lock, [cell], engine, False, console)
-    spec = make_spec(
-        cell,
-        engine,
-        engine.platform,
-        environment_sha=config.environment_sha,
-        locked=locked.get(cell.id, ()),
-    )
+    spec = locked_spec(config, cell, engine, lock, console)
     progress = ProgressPrinter(console)
     with cache.use(
         spec, engine.build, on_phase=lambda phase: progress.cell_phase(cell.id, phase)

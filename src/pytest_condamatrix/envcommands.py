@@ -15,7 +15,7 @@ from .errors import UsageError
 from .matrix import Cell
 from .report.terminal import make_console
 from .runner import make_spec
-from .session import SessionOptions, cache_root, load_lock, load_matrix, locked_cells
+from .session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
 
 EXPORT_FORMATS = ("yml", "explicit")
 
@@ -63,21 +63,14 @@ def export_cell(options: SessionOptions, cell_id: str, fmt: str) -> str:
     cache = EnvCache(root)
     lock = load_lock(config)
     engine = RattlerEngine(cache.package_cache, root / "repodata", lock=lock)
-    locked = locked_cells(lock, [cell], engine, False, make_console(None))
-    spec = make_spec(
-        cell,
-        engine,
-        engine.platform,
-        environment_sha=config.environment_sha,
-        locked=locked.get(cell.id, ()),
-    )
+    spec = locked_spec(config, cell, engine, lock, make_console(None))
     prefix = cache.prefix_for(spec)
     stamp_path = prefix / STAMP
     if stamp_path.is_file():
         records = _prefix_records(prefix)
         stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
         pip = [p.removeprefix("pip:") for p in stamp.get("packages", []) if p.startswith("pip:")]
-    elif lock is not None and cell.id in locked:
+    elif lock is not None and spec.locked:  # the lock fits the cell (it pins its python)
         # a fitting lock pins every conda package: no env needs to exist (right after
         # `condamatrix lock`); pip requirements are not locked, so they are as configured
         records = _lock_records(lock.records(cell.id, engine.platform) or [])

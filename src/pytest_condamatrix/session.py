@@ -29,6 +29,7 @@ from .cuda import detect_driver
 from .envs.cache import EnvCache
 from .envs.engines import Engine, make_engine
 from .envs.lock import LOCK_NAME, MatrixLock, record_identity
+from .envs.spec import EnvSpec
 from .errors import ConfigError, ExitCode, UsageError
 from .install import InstallSettings
 from .matrix import Cell, build_cells, select_cells, with_build_pin_notes
@@ -37,7 +38,7 @@ from .protocol import ReportRelay
 from .report.live import make_reporter
 from .report.terminal import make_console, render_run
 from .results import CellResult, RunResult, TestResult, write_json
-from .runner import MatrixRunner, Reporter, RunOptions
+from .runner import MatrixRunner, Reporter, RunOptions, make_spec
 from .timings import load_timings, save_timings, timings_file
 
 CACHE_ENV_VAR = "CONDAMATRIX_CACHE_DIR"
@@ -345,6 +346,25 @@ def locked_cells(
             raise ConfigError(message, hint="update it with `condamatrix lock`")
         console.print(Text(message + " (solving instead)", style="yellow"))
     return locked
+
+
+def locked_spec(
+    config: MatrixConfig,
+    cell: Cell,
+    engine: Engine,
+    lock: MatrixLock | None,
+    console: Console,
+) -> EnvSpec:
+    """One cell's env spec as a run makes it: its locked packages when the lock still fits
+    it (else it is solved, and ``console`` says why)."""
+    locked = locked_cells(lock, [cell], engine, False, console)
+    return make_spec(
+        cell,
+        engine,
+        engine.platform,
+        environment_sha=config.environment_sha,
+        locked=locked.get(cell.id, ()),
+    )
 
 
 def check_report_paths(options: SessionOptions) -> None:
