@@ -15,7 +15,7 @@ def _python(version: str) -> str:
     """``version`` as nox finds it on PATH, else the interpreter the local channel would use
     (pyenv's versions folder, for one): uv must not download one, CI may be offline."""
     try:
-        from pytest_condamatrix.testing import find_interpreters
+        from pytest_condamatrix.localchannel import find_interpreters
     except ImportError:  # nox runs without this project installed
         return version
     return str(find_interpreters([version]).get(version, version))

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from pytest_condamatrix.config import load_config
 from pytest_condamatrix.install import InstallSettings, prepare_install
+from pytest_condamatrix.localchannel import build_local_channel
 from pytest_condamatrix.matrix import build_cells
-from pytest_condamatrix.testing import build_local_channel
 
 from .sections import INSTALL_COST, write_section
 from .tools import bench_dir

@@ -143,7 +143,7 @@ def measure_all(
     channel_dir: Path | None,
     results: dict[str, Any],
 ) -> None:
-    from pytest_condamatrix.testing import build_local_channel
+    from pytest_condamatrix.localchannel import build_local_channel
 
     root.mkdir(parents=True, exist_ok=True)
     say(f"benchmark folder: {root}")
@@ -236,7 +236,7 @@ def measure_all(
 def tool_env(pythons: tuple[str, ...]) -> dict[str, str]:
     """The environment of every measured command: the interpreters found on this machine
     (pyenv's versions folder or PATH) first on PATH, as nox and tox look for ``python3.X``."""
-    from pytest_condamatrix.testing import find_interpreters
+    from pytest_condamatrix.localchannel import find_interpreters
 
     env = base_env()
     folders = [str(exe.parent) for exe in find_interpreters(pythons).values()]

@@ -18,7 +18,7 @@ from typing import Any
 import platformdirs
 import pytest
 
-from pytest_condamatrix.testing import LocalChannel, build_local_channel
+from pytest_condamatrix.localchannel import LocalChannel, build_local_channel
 
 PYTHONS = ("3.9", "3.11", "3.12")
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pytest_condamatrix.config import load_config
-from pytest_condamatrix.testing import LocalChannel
+from pytest_condamatrix.localchannel import LocalChannel
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the benchmarks package lives beside src/, not inside it

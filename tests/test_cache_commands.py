@@ -2,7 +2,7 @@
 
 The envs are built by ``pytest --conda-matrix`` from the local channel (real solve, real
 install, hard links into the package cache), then the cache commands run as a user runs
-them: ``python -m pytest_condamatrix.cli cache ...`` in a subprocess, so that a lock held by
+them: ``python -m pytest_condamatrix.cli.main cache ...`` in a subprocess, so that a lock held by
 the test process is another process's lock, as it would be for a concurrent run.
 """
 
@@ -22,11 +22,11 @@ import pytest
 from filelock import ReadWriteLock
 
 from conftest import run_matrix_in
-from pytest_condamatrix.cache_command import render_listing
+from pytest_condamatrix.cli.cache import render_listing
 from pytest_condamatrix.envs import manage
 from pytest_condamatrix.errors import ExitCode
+from pytest_condamatrix.localchannel import LocalChannel
 from pytest_condamatrix.report.terminal import make_console
-from pytest_condamatrix.testing import LocalChannel
 
 DAY = 86400.0
 
@@ -40,7 +40,7 @@ def run_matrix(pytester: pytest.Pytester, cache: Path) -> dict[str, Any]:
 
 def condamatrix(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest_condamatrix.cli", "cache", *args],
+        [sys.executable, "-m", "pytest_condamatrix.cli.main", "cache", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from conftest import MakeProject
-from pytest_condamatrix.cell_shell import activate, find_cell, split_command
+from pytest_condamatrix.cli.cell_shell import activate, find_cell, split_command
 from pytest_condamatrix.errors import ExitCode, UsageError
 from pytest_condamatrix.matrix import Cell
 
-CLI = [sys.executable, "-m", "pytest_condamatrix.cli"]
+CLI = [sys.executable, "-m", "pytest_condamatrix.cli.main"]
 
 
 def test_split_command_keeps_the_commands_options_its_own() -> None:

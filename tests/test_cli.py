@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_condamatrix.cli import demo_project, main
+from pytest_condamatrix.cli.main import demo_project, main
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,7 +59,14 @@ def test_demo_runs_the_full_matrix_offline(
     local_channel: object, warm_cache: Path, tmp_path: Path
 ) -> None:
     """Quick-start command 1, as a user types it (its channel and envs: the tests' warm cache)."""
-    argv = [sys.executable, "-m", "pytest_condamatrix.cli", "demo", "--cache-dir", str(warm_cache)]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest_condamatrix.cli.main",
+        "demo",
+        "--cache-dir",
+        str(warm_cache),
+    ]
     first = subprocess.run(
         [*argv, "--conda-matrix-json", str(tmp_path / "r.json")],
         capture_output=True,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_condamatrix.cli import demo_cells
+from pytest_condamatrix.cli.main import demo_cells
 from pytest_condamatrix.errors import UsageError
-from pytest_condamatrix.testing import LocalChannel
+from pytest_condamatrix.localchannel import LocalChannel
 
 ALL = ("3.9", "3.11", "3.12")
 
@@ -44,7 +44,14 @@ def test_demo_runs_only_the_selected_cells(
     if "3.12" not in local_channel.pythons:
         pytest.skip("Python 3.12 is not on this machine")
     out = tmp_path / "r.json"
-    argv = [sys.executable, "-m", "pytest_condamatrix.cli", "demo", "--cache-dir", str(warm_cache)]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest_condamatrix.cli.main",
+        "demo",
+        "--cache-dir",
+        str(warm_cache),
+    ]
     argv += ["--conda-matrix-select", "py3.12*", "--conda-matrix-json", str(out)]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pytest_condamatrix.cli import DEMO_PYTHONS, build_parser, demo_cells
-from pytest_condamatrix.init_ci import ACTIONS, USES
+from pytest_condamatrix.ci.init_ci import ACTIONS, USES
+from pytest_condamatrix.cli.main import DEMO_PYTHONS, build_parser, demo_cells
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")

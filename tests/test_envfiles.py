@@ -199,7 +199,7 @@ def test_a_failing_pip_layer_fails_the_build_and_keeps_no_env(
 def test_lock_round_trip_and_out_of_date_detection(
     run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
 ) -> None:
-    from pytest_condamatrix.cli import main
+    from pytest_condamatrix.cli.main import main
 
     project = matrix_project(python=("3.9", "3.12"))
     with pytest.MonkeyPatch.context() as mp:
@@ -240,7 +240,7 @@ def test_export_recreates_an_identical_env(
     warm_cache: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from pytest_condamatrix.cli import main
+    from pytest_condamatrix.cli.main import main
 
     project = matrix_project(python=("3.12",), dependencies=("pytest", "tomli"))
     result, data = run_matrix(warm_cache)
@@ -275,7 +275,7 @@ def test_export_of_an_unbuilt_cell_says_how_to_build_it(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from pytest_condamatrix.cli import main
+    from pytest_condamatrix.cli.main import main
 
     pytester.makepyprojecttoml("[tool.condamatrix]\npython = ['3.12']\n")
     monkeypatch.chdir(pytester.path)
@@ -294,7 +294,7 @@ def test_export_right_after_lock_reads_the_lock(
     warm_cache: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from pytest_condamatrix.cli import main
+    from pytest_condamatrix.cli.main import main
 
     project = matrix_project(
         python=("3.12",), dependencies=("pytest", "tomli"), extra="pip = ['hypothesis']\n"
@@ -320,7 +320,7 @@ def test_export_right_after_lock_reads_the_lock(
 def test_python_pin_of_the_file_is_reported_as_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_condamatrix.cli import main
+    from pytest_condamatrix.cli.main import main
 
     write(tmp_path / "environment.yml", "dependencies:\n  - python=3.11.5\n  - pytest\n")
     write(tmp_path / "condamatrix.yml", "python: ['3.11', '3.12']\nenvironment: environment.yml\n")

@@ -21,15 +21,13 @@ import rattler
 import yaml
 
 from gha_local import caller_workflow
-from pytest_condamatrix.cli import main
-from pytest_condamatrix.errors import CondaMatrixError, ExitCode
-from pytest_condamatrix.gh_matrix import (
+from pytest_condamatrix.ci.gh_matrix import (
     MAX_JOBS,
     GitHubMatrixError,
     MatrixEntry,
     check_github_rules,
 )
-from pytest_condamatrix.init_ci import (
+from pytest_condamatrix.ci.init_ci import (
     ACTIONS,
     REUSABLE,
     USES,
@@ -38,6 +36,8 @@ from pytest_condamatrix.init_ci import (
     render,
     render_template,
 )
+from pytest_condamatrix.cli.main import main
+from pytest_condamatrix.errors import CondaMatrixError, ExitCode
 from pytest_condamatrix.results import CellResult, RunResult, write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,7 +228,14 @@ def test_github_output_is_written_once(project: Path, monkeypatch: pytest.Monkey
     github_output = project / "github_output"
     github_output.write_text("earlier=1\n")
     env = {**os.environ, "GITHUB_OUTPUT": str(github_output)}
-    argv = [sys.executable, "-m", "pytest_condamatrix.cli", "gh-matrix", "--select", "py3.12-cpu"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest_condamatrix.cli.main",
+        "gh-matrix",
+        "--select",
+        "py3.12-cpu",
+    ]
     result = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
     lines = github_output.read_text().splitlines()
     assert lines[0] == "earlier=1"
@@ -554,7 +561,7 @@ def test_reusable_cells_step_passes_select_and_runs_on(project: Path, tmp_path: 
 
 
 def gh_matrix_out(project: Path, *select: str) -> str:
-    argv = [sys.executable, "-m", "pytest_condamatrix.cli", "gh-matrix"]
+    argv = [sys.executable, "-m", "pytest_condamatrix.cli.main", "gh-matrix"]
     argv += [a for cell in select for a in ("--select", cell)]
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_OUTPUT"}
     return subprocess.run(

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from gha_local import JobRun, LocalRunner, caller_workflow, load_workflow
-from pytest_condamatrix.init_ci import REUSABLE, WORKFLOW, render_template
-from pytest_condamatrix.testing import LocalChannel
+from pytest_condamatrix.ci.init_ci import REUSABLE, WORKFLOW, render_template
+from pytest_condamatrix.localchannel import LocalChannel
 
 pytestmark = [
     pytest.mark.integration,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_condamatrix.testing import LocalChannel
+from pytest_condamatrix.localchannel import LocalChannel
 
 pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).parents[1] / "examples" / "cext"

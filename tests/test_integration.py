@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import RunMatrix
-from pytest_condamatrix.timings import load_timings, timings_file
+from pytest_condamatrix.run.timings import load_timings, timings_file
 
 pytestmark = pytest.mark.integration
 MakeProject = Callable[..., Path]

@@ -19,16 +19,16 @@ import rattler
 import rattler.package_streaming
 from rattler.exceptions import SolverError
 
-from pytest_condamatrix.testing import (
+from pytest_condamatrix.localchannel import (
     ChannelBuildError,
     LocalChannel,
     build_local_channel,
     find_interpreters,
 )
-from pytest_condamatrix.testing import channel as channel_module
-from pytest_condamatrix.testing.conda_package import PackageFile, PackageMeta, write_conda
-from pytest_condamatrix.testing.cuda_packages import CUDA_VERSIONS, cuda_packages
-from pytest_condamatrix.testing.wheels import (
+from pytest_condamatrix.localchannel import channel as channel_module
+from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta, write_conda
+from pytest_condamatrix.localchannel.cuda_packages import CUDA_VERSIONS, cuda_packages
+from pytest_condamatrix.localchannel.wheels import (
     WHEEL_PINS,
     conda_depends,
     conda_name,
@@ -279,7 +279,7 @@ _CONCURRENT = """
 import sys
 import sysconfig
 from pathlib import Path
-from pytest_condamatrix.testing import build_local_channel
+from pytest_condamatrix.localchannel import build_local_channel
 chan = build_local_channel(Path(sys.argv[1]), ())
 print(len(chan.packages))
 """

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from conftest import run_matrix_in
-from pytest_condamatrix.cli import main
+from pytest_condamatrix.ci.merge import load_shard, merge_shards
+from pytest_condamatrix.cli.main import main
 from pytest_condamatrix.errors import ExitCode
-from pytest_condamatrix.merge import load_shard, merge_shards
 from pytest_condamatrix.report.differential import differences
 from pytest_condamatrix.report.failures import group_failures
 from pytest_condamatrix.report.markdown import grid

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_condamatrix.testing import LocalChannel
+from pytest_condamatrix.localchannel import LocalChannel
 
 pytest.importorskip("nox", reason="nox is not installed (pip install -e '.[test]' brings it)")
 

@@ -370,7 +370,7 @@ def test_markdown_escapes_every_value_and_stays_under_githubs_limit() -> None:
 def test_a_huge_failure_message_is_capped_in_the_results() -> None:
     """A 30 MB assertion message must not go whole into JSON and JUnit: the crash message is
     capped as the traceback is."""
-    from pytest_condamatrix.protocol import MAX_MESSAGE, MAX_TEXT, ReportRelay
+    from pytest_condamatrix.run.protocol import MAX_MESSAGE, MAX_TEXT, ReportRelay
 
     huge = "x" * 3_000_000
     longrepr = {

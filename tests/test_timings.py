@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from pytest_condamatrix.results import CellResult, RunResult
-from pytest_condamatrix.timings import load_timings, save_timings, start_order, timings_file
+from pytest_condamatrix.run.timings import load_timings, save_timings, start_order, timings_file
 
 IDS = ["py3.9-cpu", "py3.11-cpu", "py3.12-cpu", "py3.12-cu12.1"]
 

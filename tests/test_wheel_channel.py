@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import PYTHONS, RunMatrix, test_cache_root
-from pytest_condamatrix.testing import LocalChannel, build_local_channel
-from pytest_condamatrix.testing.conda_package import PackageFile
-from pytest_condamatrix.testing.extra_wheels import PLACEHOLDER, _fitting, binary_files
-from pytest_condamatrix.testing.wheels import Wheel
+from pytest_condamatrix.localchannel import LocalChannel, build_local_channel
+from pytest_condamatrix.localchannel.conda_package import PackageFile
+from pytest_condamatrix.localchannel.extra_wheels import PLACEHOLDER, _fitting, binary_files
+from pytest_condamatrix.localchannel.wheels import Wheel
 
 LINUX = "manylinux_2_17_x86_64.manylinux2014_x86_64"
 
@@ -113,7 +113,7 @@ def test_numpy_project_runs_offline_on_every_python(
 def test_cli_refuses_a_missing_wheelhouse(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_condamatrix.cli import main
+    from pytest_condamatrix.cli.main import main
 
     missing = tmp_path / "no-wheels"
     assert main(["local-channel", str(tmp_path / "ch"), "--wheelhouse", str(missing)]) == 4

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .config import CellRule, MatrixConfig
-from .envfile import spec_name
-from .envfile_checks import build_pin_note
+from .config.envfile import spec_name
+from .config.envfile_checks import build_pin_note
 from .errors import ConfigError, UsageError
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")

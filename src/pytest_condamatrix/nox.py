@@ -46,7 +46,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     ) from exc
 
 from .errors import CondaMatrixError
-from .session import SessionOptions, load_matrix
+from .run.session import SessionOptions, load_matrix
 
 #: tag of the per-cell sessions: ``nox -t matrix-cell`` runs each cell as its own session
 CELL_TAG = "matrix-cell"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_condamatrix.testing import LocalChannel
+from pytest_condamatrix.localchannel import LocalChannel
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from pytest_condamatrix.errors import ExitCode
-from pytest_condamatrix.testing import LocalChannel
+from pytest_condamatrix.localchannel import LocalChannel
 
 from .conftest import Figures
 from .helpers import tree_snapshot

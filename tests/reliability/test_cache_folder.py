@@ -13,7 +13,7 @@ import pytest
 
 from pytest_condamatrix.envs.cache import EnvCache
 from pytest_condamatrix.errors import ExitCode
-from pytest_condamatrix.testing import LocalChannel
+from pytest_condamatrix.localchannel import LocalChannel
 
 from .conftest import Figures
 from .helpers import assert_no_traceback, start_matrix

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_condamatrix.testing.channel import _scratch
+from pytest_condamatrix.localchannel.channel import _scratch
 
 from .conftest import Figures
 from .helpers import wait_for
@@ -22,7 +22,7 @@ from .helpers import wait_for
 BUILD = """
 import sys
 from pathlib import Path
-from pytest_condamatrix.testing import build_local_channel
+from pytest_condamatrix.localchannel import build_local_channel
 build_local_channel(Path(sys.argv[1]), ("3.12",), wheel_cache=Path(sys.argv[2]))
 """
 

@@ -38,7 +38,7 @@ def test_the_ci_table_agrees_with_the_codes() -> None:
 
 def condamatrix(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest_condamatrix.cli", *args],
+        [sys.executable, "-m", "pytest_condamatrix.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=60,

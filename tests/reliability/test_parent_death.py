@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_condamatrix import command
+from pytest_condamatrix import processes as command
 from pytest_condamatrix.envs.cache import STAMP, EnvCache
 from pytest_condamatrix.envs.spec import EnvSpec
 from pytest_condamatrix.errors import EnvBuildError
@@ -47,7 +47,7 @@ CHILD = (
 PARENT = """
 import sys, threading, time
 from pathlib import Path
-from pytest_condamatrix import command
+from pytest_condamatrix import processes as command
 out = open(sys.argv[1], "wb")
 procs = []
 def start():  # from a thread that then ends, as the runner's cell threads may

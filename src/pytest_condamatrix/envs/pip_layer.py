@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import command
+from .. import processes as command
 from ..errors import EnvBuildError
 from .cache import python_executable
 

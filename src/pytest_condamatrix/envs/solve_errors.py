@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..envfile import loaded_environment, spec_name
+from ..config.envfile import loaded_environment, spec_name
 from ..errors import EnvBuildError
 
 _URL = re.compile(r"(?:https?|file)://[^\s'\")]+")

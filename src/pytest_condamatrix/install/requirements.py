@@ -77,7 +77,7 @@ def missing(
 
 def fix_for(req: Requirement) -> str:
     """The conda spec or the ``pip:`` entry that would satisfy ``req``."""
-    from ..testing.wheels import conda_name, pep440_to_conda
+    from ..localchannel.wheels import conda_name, pep440_to_conda
 
     version = pep440_to_conda(str(req.specifier)) if req.specifier else ""
     conda = f"{conda_name(req.name)} {version}".strip()

@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from ... import command
+from ... import processes as command
 from ...cuda import SolvedPackage, ensure_cpu_only
 from ...errors import EnvBuildError
 from ..cache import STAMP, python_executable

@@ -36,23 +36,23 @@ from typing import Any
 
 from filelock import FileLock
 
-from pytest_condamatrix.testing.conda_package import PackageFile, PackageMeta, write_conda
-from pytest_condamatrix.testing.cuda_packages import cuda_packages
-from pytest_condamatrix.testing.errors import INSTALL_HINT, ChannelBuildError
-from pytest_condamatrix.testing.extra_wheels import (
+from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta, write_conda
+from pytest_condamatrix.localchannel.cuda_packages import cuda_packages
+from pytest_condamatrix.localchannel.errors import INSTALL_HINT, ChannelBuildError
+from pytest_condamatrix.localchannel.extra_wheels import (
     binary_files,
     binary_meta,
     is_pure,
     select_extra_wheels,
 )
-from pytest_condamatrix.testing.interpreters import Interpreter, probe_interpreters
-from pytest_condamatrix.testing.pyc import compile_pyc
-from pytest_condamatrix.testing.python_package import (
+from pytest_condamatrix.localchannel.interpreters import Interpreter, probe_interpreters
+from pytest_condamatrix.localchannel.pyc import compile_pyc
+from pytest_condamatrix.localchannel.python_package import (
     collect_python_files,
     python_key,
     python_meta,
 )
-from pytest_condamatrix.testing.wheels import (
+from pytest_condamatrix.localchannel.wheels import (
     Wheel,
     check_closure,
     conda_depends,

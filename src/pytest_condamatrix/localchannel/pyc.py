@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_condamatrix.testing.errors import ChannelBuildError
+from pytest_condamatrix.localchannel.errors import ChannelBuildError
 
 __all__ = ["compile_pyc"]
 

@@ -30,17 +30,17 @@ from typing import Any
 
 from rich.text import Text
 
-from . import cuda
-from .cellenv import cell_variables
-from .cli_options import add_cache_dir_option, add_config_option
-from .config import MatrixConfig
-from .envs.cache import EnvCache, EnvStatus
-from .envs.engines import make_engine
-from .errors import CondaMatrixError, ExitCode, UsageError
-from .matrix import Cell
-from .report.terminal import ProgressPrinter, make_console
-from .runner import WORKER_MODULE
-from .session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
+from .. import cuda
+from ..config import MatrixConfig
+from ..envs.cache import EnvCache, EnvStatus
+from ..envs.engines import make_engine
+from ..errors import CondaMatrixError, ExitCode, UsageError
+from ..matrix import Cell
+from ..report.terminal import ProgressPrinter, make_console
+from ..run.cellenv import cell_variables
+from ..run.runner import WORKER_MODULE
+from ..run.session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
+from .options import add_cache_dir_option, add_config_option
 
 
 def add_parsers(sub: Any) -> None:
@@ -159,7 +159,7 @@ def cell_env(options: SessionOptions, wanted: str) -> Iterator[CellEnv]:
             console.print(Text(f"[{cell.id}] no usable GPU here: {gpu.reason}", style="yellow"))
         with tempfile.TemporaryDirectory(prefix="condamatrix-cell-") as worker_dir:
             shutil.copyfile(
-                Path(__file__).with_name("worker.py"), Path(worker_dir) / f"{WORKER_MODULE}.py"
+                Path(__file__).parent.parent / "worker.py", Path(worker_dir) / f"{WORKER_MODULE}.py"
             )
             environ = cell_environ(config, cell, status.prefix, gpu, os.environ, Path(worker_dir))
             yield CellEnv(cell, status, environ)

@@ -8,12 +8,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, atomic, cache_command, cell_shell, gh_matrix, init_ci, merge
-from .cli_options import add_cache_dir_option, add_config_option
-from .errors import CondaMatrixError, EnvBuildError, ExitCode, UsageError
-from .matrix import select_cells
-from .report.terminal import make_console
-from .session import SessionOptions, cache_root, load_matrix
+from .. import __version__, atomic
+from ..ci import gh_matrix, init_ci, merge
+from ..errors import CondaMatrixError, EnvBuildError, ExitCode, UsageError
+from ..matrix import select_cells
+from ..report.terminal import make_console
+from ..run.session import SessionOptions, cache_root, load_matrix
+from . import cache as cache_command
+from . import cell_shell
+from .options import add_cache_dir_option, add_config_option
 from .usage_parser import UsageArgumentParser
 
 DEMO_PYTHONS = ("3.9", "3.11", "3.12")
@@ -162,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def demo_project() -> Path:
     """The example project: from a source checkout, else the copy shipped in the wheel."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # the package folder
     for candidate in (here.parent.parent / "examples" / "demo", here / "_demo"):
         if (candidate / "pyproject.toml").is_file():
             return candidate
@@ -175,7 +178,7 @@ def _build_channel(
     wheels: tuple[str, ...] = (),
     wheelhouse: Path | None = None,
 ) -> tuple[Path, tuple[str, ...]]:
-    from .testing import ChannelBuildError, build_local_channel
+    from ..localchannel import ChannelBuildError, build_local_channel
 
     console = make_console(sys.stderr)
     if wheelhouse is not None and not wheelhouse.is_dir():
@@ -272,7 +275,7 @@ def list_cells(config: Path | None) -> int:
 
 
 def run_lock(config: Path | None, output: Path | None, cache_dir: Path | None) -> int:
-    from .envcommands import lock_matrix
+    from .lock_export import lock_matrix
 
     options = SessionOptions(cwd=Path.cwd(), config_path=config, cache_dir=cache_dir)
     path = lock_matrix(options, output)
@@ -283,7 +286,7 @@ def run_lock(config: Path | None, output: Path | None, cache_dir: Path | None) -
 def run_export(
     cell: str, fmt: str, output: Path | None, config: Path | None, cache_dir: Path | None
 ) -> int:
-    from .envcommands import export_cell
+    from .lock_export import export_cell
 
     options = SessionOptions(cwd=Path.cwd(), config_path=config, cache_dir=cache_dir)
     text = export_cell(options, cell, fmt)

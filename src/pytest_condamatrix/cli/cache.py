@@ -23,13 +23,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .envs import manage
-from .envs.manage import DEFAULT_STALE_DAYS, CacheListing, CleanResult, format_age, format_size
-from .errors import ExitCode, UsageError
-from .report.terminal import make_console
-from .session import cache_root
+from ..envs import manage
+from ..envs.manage import DEFAULT_STALE_DAYS, CacheListing, CleanResult, format_age, format_size
+from ..errors import ExitCode, UsageError
+from ..report.terminal import make_console
+from ..run.session import cache_root
+from ..validate import check_days, check_path
 from .usage_parser import UsageArgumentParser
-from .validate import check_days, check_path
 
 
 def add_parser(sub: Any) -> None:

@@ -32,19 +32,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import command, cuda
+from .. import cuda
+from .. import processes as command
+from ..config.envfile import file_fingerprints
+from ..envs.cache import EnvCache, EnvStatus, LockWaitCancelled
+from ..envs.engines import Engine
+from ..envs.spec import EnvSpec, channel_fingerprint
+from ..errors import CacheError, CondaMatrixError
+from ..install import InstallSettings, Overlay, prepare_install
+from ..matrix import Cell
+from ..options import FLAG_OPTIONS, VALUE_OPTIONS, strip_addopts
+from ..results import CellResult, RunResult, TestResult, ordered_counts
 from .cellenv import cell_variables
-from .envfile import file_fingerprints
-from .envs.cache import EnvCache, EnvStatus, LockWaitCancelled
-from .envs.engines import Engine
-from .envs.spec import EnvSpec, channel_fingerprint
-from .errors import CacheError, CondaMatrixError
-from .install import InstallSettings, Overlay, prepare_install
-from .matrix import Cell
-from .options import FLAG_OPTIONS, VALUE_OPTIONS, strip_addopts
 from .outcome import classify
 from .protocol import ReportRelay, StreamTail
-from .results import CellResult, RunResult, TestResult, ordered_counts
 from .slots import OrderedSlots, wait_interruptibly
 from .timings import start_order
 
@@ -165,7 +166,7 @@ class MatrixRunner:
         try:
             opts.run_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(
-                Path(__file__).with_name("worker.py"), opts.run_dir / f"{WORKER_MODULE}.py"
+                Path(__file__).parent.parent / "worker.py", opts.run_dir / f"{WORKER_MODULE}.py"
             )
         except OSError as exc:  # a full disk, most likely
             raise CacheError(

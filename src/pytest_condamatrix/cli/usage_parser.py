@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from .errors import ExitCode
+from ..errors import ExitCode
 
 
 class UsageArgumentParser(argparse.ArgumentParser):

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .results import TestResult
+from ..results import TestResult
 
 if TYPE_CHECKING:
     import pytest

@@ -23,21 +23,21 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from . import __version__, validate
-from .config import MatrixConfig, load_config, resolve_channel
-from .cuda import detect_driver
-from .envs.cache import EnvCache
-from .envs.engines import Engine, make_engine
-from .envs.lock import LOCK_NAME, MatrixLock, record_identity
-from .envs.spec import EnvSpec
-from .errors import ConfigError, ExitCode, UsageError
-from .install import InstallSettings
-from .matrix import Cell, build_cells, select_cells, with_build_pin_notes
-from .options import CELL_ONLY_OPTIONS, strip_matrix_args
+from .. import __version__, validate
+from ..config import MatrixConfig, load_config, resolve_channel
+from ..cuda import detect_driver
+from ..envs.cache import EnvCache
+from ..envs.engines import Engine, make_engine
+from ..envs.lock import LOCK_NAME, MatrixLock, record_identity
+from ..envs.spec import EnvSpec
+from ..errors import ConfigError, ExitCode, UsageError
+from ..install import InstallSettings
+from ..matrix import Cell, build_cells, select_cells, with_build_pin_notes
+from ..options import CELL_ONLY_OPTIONS, strip_matrix_args
+from ..report.live import make_reporter
+from ..report.terminal import make_console, render_run
+from ..results import CellResult, RunResult, TestResult, write_json
 from .protocol import ReportRelay
-from .report.live import make_reporter
-from .report.terminal import make_console, render_run
-from .results import CellResult, RunResult, TestResult, write_json
 from .runner import MatrixRunner, Reporter, RunOptions, make_spec
 from .timings import load_timings, save_timings, timings_file
 
@@ -402,8 +402,8 @@ def check_report_paths(options: SessionOptions) -> None:
 
 def write_reports(run: RunResult, options: SessionOptions) -> list[str]:
     """Write the requested report files; returns one note per file written."""
-    from .report.junit import write_junit  # here: most runs write no report file
-    from .report.markdown import write_markdown
+    from ..report.junit import write_junit  # here: most runs write no report file
+    from ..report.markdown import write_markdown
 
     notes = []
     try:

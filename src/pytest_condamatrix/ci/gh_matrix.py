@@ -31,17 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import __version__
-from .cli_options import add_config_option
-from .config import DEFAULT_GPU, MatrixConfig, find_config_file
-from .envs.engines import Engine, make_engine
-from .envs.engines.rattler import RattlerEngine
-from .envs.lock import MatrixLock, record_identity
-from .envs.spec import channel_fingerprint
-from .errors import ExitCode, UsageError
-from .matrix import SAFE_ID, Cell, build_cells, select_cells
-from .runner import make_spec
-from .session import SessionOptions, cache_root, load_lock, load_matrix
+from .. import __version__
+from ..cli.options import add_config_option
+from ..config import DEFAULT_GPU, MatrixConfig, find_config_file
+from ..envs.engines import Engine, make_engine
+from ..envs.engines.rattler import RattlerEngine
+from ..envs.lock import MatrixLock, record_identity
+from ..envs.spec import channel_fingerprint
+from ..errors import ExitCode, UsageError
+from ..matrix import SAFE_ID, Cell, build_cells, select_cells
+from ..run.runner import make_spec
+from ..run.session import SessionOptions, cache_root, load_lock, load_matrix
 
 #: GitHub runs at most this many jobs from one matrix
 MAX_JOBS = 256

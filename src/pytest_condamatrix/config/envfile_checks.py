@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import ConfigError
 from .envfile import EnvironmentFile, spec_name
-from .errors import ConfigError
 
 #: channel entries that are instructions to conda, not channels
 NODEFAULTS = "nodefaults"

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import validate
-from .errors import ConfigError
+from .. import validate
+from ..errors import ConfigError
 
 AXIS_OWNED = ("python", "cuda-version")
 SUPPORTED_KEYS = ("name", "channels", "dependencies", "prefix")

@@ -6,8 +6,8 @@ Needs the `channel` extra (`pip install 'pytest-condamatrix[channel]'`) to build
 
 from __future__ import annotations
 
-from pytest_condamatrix.testing.channel import LocalChannel, build_local_channel
-from pytest_condamatrix.testing.errors import ChannelBuildError
-from pytest_condamatrix.testing.interpreters import find_interpreters
+from pytest_condamatrix.localchannel.channel import LocalChannel, build_local_channel
+from pytest_condamatrix.localchannel.errors import ChannelBuildError
+from pytest_condamatrix.localchannel.interpreters import find_interpreters
 
 __all__ = ["ChannelBuildError", "LocalChannel", "build_local_channel", "find_interpreters"]

@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from . import atomic
-from .results import RunResult
+from .. import atomic
+from ..results import RunResult
 
 #: outcomes whose time says how long the cell's tests take
 TIMED = ("passed", "failed", "no-tests")

@@ -15,10 +15,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from pytest_condamatrix.testing.conda_package import PackageFile, PackageMeta
-from pytest_condamatrix.testing.errors import ChannelBuildError
-from pytest_condamatrix.testing.interpreters import Interpreter
-from pytest_condamatrix.testing.pyc import compile_pyc
+from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta
+from pytest_condamatrix.localchannel.errors import ChannelBuildError
+from pytest_condamatrix.localchannel.interpreters import Interpreter
+from pytest_condamatrix.localchannel.pyc import compile_pyc
 
 __all__ = ["collect_python_files", "python_key", "python_meta"]
 

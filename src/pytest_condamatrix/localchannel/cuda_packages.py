@@ -27,7 +27,7 @@ import hashlib
 import json
 from dataclasses import replace
 
-from pytest_condamatrix.testing.conda_package import PackageFile, PackageMeta
+from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta
 
 __all__ = ["CUDADEMO_VERSION", "CUDA_VERSIONS", "cuda_packages"]
 

@@ -27,9 +27,9 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from pytest_condamatrix.testing.conda_package import PackageFile, PackageMeta
-from pytest_condamatrix.testing.errors import ChannelBuildError
-from pytest_condamatrix.testing.wheels import Wheel, read_wheel
+from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta
+from pytest_condamatrix.localchannel.errors import ChannelBuildError
+from pytest_condamatrix.localchannel.wheels import Wheel, read_wheel
 
 __all__ = ["binary_files", "binary_meta", "is_pure", "select_extra_wheels"]
 

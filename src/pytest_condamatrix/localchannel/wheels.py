@@ -27,9 +27,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta
+from pytest_condamatrix.localchannel.errors import ChannelBuildError
 from pytest_condamatrix.markers import marker_environment
-from pytest_condamatrix.testing.conda_package import PackageFile, PackageMeta
-from pytest_condamatrix.testing.errors import ChannelBuildError
 
 __all__ = [
     "WHEEL_PINS",

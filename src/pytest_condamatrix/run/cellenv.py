@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from .cuda import GpuDecision
-from .matrix import Cell
+from ..cuda import GpuDecision
+from ..matrix import Cell
 
 #: variables of the outer Python that must not reach a cell's interpreter
 DROP_ENV = ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")

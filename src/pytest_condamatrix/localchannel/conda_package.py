@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from pytest_condamatrix.testing.errors import INSTALL_HINT, ChannelBuildError
+from pytest_condamatrix.localchannel.errors import INSTALL_HINT, ChannelBuildError
 
 __all__ = ["ZSTD_LEVEL", "PackageFile", "PackageMeta", "write_conda"]
 

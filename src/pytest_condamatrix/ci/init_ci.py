@@ -21,9 +21,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from . import atomic
-from .config import find_config_file
-from .errors import CondaMatrixError, ExitCode, UsageError
+from .. import atomic
+from ..config import find_config_file
+from ..errors import CondaMatrixError, ExitCode, UsageError
 
 PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
 PYTHON_RE = re.compile(r"^3\.\d+$")
@@ -67,7 +67,7 @@ def pin_actions(text: str) -> str:
 
 @dataclass(frozen=True)
 class Template:
-    file: str  # in pytest_condamatrix/templates
+    file: str  # in pytest_condamatrix/ci/templates
     default_path: str  # where init-ci writes it, relative to the project
 
 
@@ -76,7 +76,7 @@ REUSABLE = Template("condamatrix-reusable.yml", ".github/workflows/condamatrix-r
 
 
 def template_text(template: Template) -> str:
-    return (resources.files("pytest_condamatrix") / "templates" / template.file).read_text(
+    return (resources.files("pytest_condamatrix.ci") / "templates" / template.file).read_text(
         encoding="utf-8"
     )
 

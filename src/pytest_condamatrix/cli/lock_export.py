@@ -8,14 +8,14 @@ from pathlib import Path
 import yaml
 from rattler import RepoDataRecord
 
-from .envs.cache import STAMP, EnvCache
-from .envs.engines.rattler import RattlerEngine, check_cpu_solution
-from .envs.lock import LOCK_NAME, write_lock
-from .errors import UsageError
-from .matrix import Cell
-from .report.terminal import make_console
-from .runner import make_spec
-from .session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
+from ..envs.cache import STAMP, EnvCache
+from ..envs.engines.rattler import RattlerEngine, check_cpu_solution
+from ..envs.lock import LOCK_NAME, write_lock
+from ..errors import UsageError
+from ..matrix import Cell
+from ..report.terminal import make_console
+from ..run.runner import make_spec
+from ..run.session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
 
 EXPORT_FORMATS = ("yml", "explicit")
 

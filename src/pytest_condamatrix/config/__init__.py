@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import validate
+from .. import validate
+from ..errors import ConfigError
+from ..validate import MAX_JOBS
 from .envfile import EnvironmentFile, check_pip_specs, load_environment_file, merge_dependencies
 from .envfile_checks import drop_nodefaults, python_pin_note
-from .errors import ConfigError
-from .validate import MAX_JOBS
 
 if sys.version_info >= (3, 11):
     import tomllib

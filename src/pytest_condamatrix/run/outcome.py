@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .results import CellResult
+from ..results import CellResult
 
 #: lines of output kept when nothing more telling is found
 TAIL_LINES = 8
