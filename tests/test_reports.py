@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from pytest_condamatrix.errors import ExitCode, ResultsError
+from pytest_condamatrix.matrix import cell_id
 from pytest_condamatrix.report.differential import differences
 from pytest_condamatrix.report.failures import group_failures
 from pytest_condamatrix.report.junit import split_nodeid, write_junit
@@ -34,10 +35,10 @@ def make_run(failing: dict[str, set[str]], *, pythons=PYTHONS, cudas=CUDAS) -> R
     cells = []
     for python in pythons:
         for cuda in cudas:
-            cell_id = f"py{python}-{'cpu' if cuda == 'cpu' else 'cu' + cuda}"
+            cell = cell_id(python, cuda)
             tests = [TestResult(nodeid="t.py::test_ok", outcome="passed", duration=0.01)]
             for name, where in failing.items():
-                bad = cell_id in where
+                bad = cell in where
                 tests.append(
                     TestResult(
                         nodeid=f"t.py::{name}",
@@ -48,10 +49,10 @@ def make_run(failing: dict[str, set[str]], *, pythons=PYTHONS, cudas=CUDAS) -> R
                         else "",
                     )
                 )
-            status = "failed" if any(cell_id in w for w in failing.values()) else "passed"
+            status = "failed" if any(cell in w for w in failing.values()) else "passed"
             cells.append(
                 CellResult(
-                    cell=cell_id,
+                    cell=cell,
                     python=python,
                     cuda=cuda,
                     status=status,

@@ -19,13 +19,11 @@ from typing import Any
 
 from .. import validate
 from ..errors import ResultsError, UsageError
-from ..matrix import SAFE_ID
+from ..matrix import SAFE_ID, parse_cell_id
 from ..report.terminal import make_console, render_run
 from ..results import SCHEMA, SCHEMA_VERSION, CellResult, RunResult, from_json
 from ..run.session import SessionOptions, write_reports
 
-#: an id as :func:`pytest_condamatrix.matrix.cell_id` writes it
-CELL_ID = re.compile(r"^py(?P<python>3\.\d+(?:\.\d+)?)-(?:cpu|cu(?P<cuda>\d+(?:\.\d+){0,2}))$")
 MAX_FILE_BYTES = 256 * 1024 * 1024
 MISSING_MESSAGE = (
     "no results file: the job of this cell ended before writing one (a setup step failed, "
@@ -184,13 +182,13 @@ def _cell_order(cell: CellResult) -> tuple[tuple[int, ...], tuple[int, ...], str
 
 
 def missing_cell(cell: str) -> CellResult:
-    match = CELL_ID.match(cell)
-    if match is None:
+    axes = parse_cell_id(cell)
+    if axes is None:
         raise UsageError(
             f"--expect {cell!r} is not a cell id",
             hint="cell ids look like py3.12-cpu or py3.11-cu12.1 (see `condamatrix list`)",
         )
-    python, cuda = match.group("python"), match.group("cuda") or "cpu"
+    python, cuda = axes
     return CellResult(cell=cell, python=python, cuda=cuda, status="error", message=MISSING_MESSAGE)
 
 

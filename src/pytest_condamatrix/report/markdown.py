@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 from .. import atomic
+from ..matrix import axis_label
 from ..results import CellResult, RunResult, count_text
-from .differential import axis_label, differences
+from .differential import differences
 from .failures import FailureGroup, group_failures
 
 ICONS = {

@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..matrix import axis_label
 from ..results import FAILING, CellResult, RunResult, TestResult, count_text
-from .differential import axis_label, differences
+from .differential import differences
 from .failures import group_failures, group_messages
 from .summary import collected_listing, short_summary
 
