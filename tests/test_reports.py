@@ -349,6 +349,27 @@ def test_json_follows_the_published_schema() -> None:
         jsonschema.validate(bad, schema)
 
 
+def test_the_schema_the_dataclasses_and_the_enums_say_the_same() -> None:
+    """One description of a results file: the JSON schema's statuses are the enums', its
+    fields are the dataclasses' (which from_json reads and merge checks), and every status
+    has a style in the terminal and an icon in Markdown."""
+    import pytest_condamatrix
+    from pytest_condamatrix.ci.merge import CELL_FIELDS, TEST_FIELDS
+    from pytest_condamatrix.report.markdown import ICONS
+    from pytest_condamatrix.report.terminal import STATUS_STYLE
+    from pytest_condamatrix.results import CellStatus, EnvState
+
+    schema_path = Path(pytest_condamatrix.__file__).parent / "schemas" / "results-v2.schema.json"
+    schema = json.loads(schema_path.read_text())
+    cell_schema = schema["$defs"]["cell"]
+    assert cell_schema["properties"]["status"]["enum"] == [s.value for s in CellStatus]
+    assert cell_schema["properties"]["env_status"]["enum"] == [s.value for s in EnvState]
+    assert set(CELL_FIELDS) <= set(cell_schema["properties"])
+    test_schema = cell_schema["properties"]["tests"]["items"]
+    assert set(TEST_FIELDS) <= set(test_schema["properties"])
+    assert set(STATUS_STYLE) == set(CellStatus) and set(ICONS) == set(CellStatus)
+
+
 def test_markdown_escapes_every_value_and_stays_under_githubs_limit() -> None:
     """A merged results file is another machine's: its values must not become Markdown
     (a heading, a remote image, HTML), lone surrogates must not stop the write, and 1000

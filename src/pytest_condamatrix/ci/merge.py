@@ -21,7 +21,16 @@ from .. import validate
 from ..errors import ResultsError, UsageError
 from ..matrix import SAFE_ID, parse_cell_id
 from ..report.terminal import make_console, render_run
-from ..results import SCHEMA, SCHEMA_VERSION, CellResult, RunResult, from_json
+from ..results import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    CellResult,
+    CellStatus,
+    RunResult,
+    TestResult,
+    from_json,
+    json_field_types,
+)
 from ..run.session import SessionOptions, write_reports
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -30,44 +39,11 @@ MISSING_MESSAGE = (
     "or it was cancelled); see that job's log"
 )
 
-_STR = (str,)
-_NUM = (int, float)
-CELL_FIELDS: dict[str, tuple[type, ...]] = {
-    "cell": _STR,
-    "python": _STR,
-    "cuda": _STR,
-    "status": _STR,
-    "message": _STR,
-    "env_status": _STR,
-    "env_reason": _STR,
-    "env_key": _STR,
-    "env_prefix": _STR,
-    "interpreter": _STR,
-    "log": _STR,
-    "build_seconds": _NUM,
-    "test_seconds": _NUM,
-    "exit_code": (int, type(None)),
-    "collected": (int, type(None)),
-    "pytest_version": _STR,
-    "deselected": (int,),
-    "warnings": (int,),
-    "summary": (dict, type(None)),
-    "collected_ids": (list, type(None)),
-    "packages": (list,),
-    "tests": (list,),
-}
+CELL_FIELDS = json_field_types(CellResult)
 REQUIRED_CELL_FIELDS = ("cell", "python", "cuda", "status")
-STR_CELL_FIELDS = tuple(name for name, types in CELL_FIELDS.items() if types == _STR)
-TEST_FIELDS: dict[str, tuple[type, ...]] = {
-    "nodeid": _STR,
-    "outcome": _STR,
-    "duration": _NUM,
-    "when": _STR,
-    "message": _STR,
-    "longrepr": _STR,
-    "subtest": _STR,
-}
-STR_TEST_FIELDS = tuple(name for name, types in TEST_FIELDS.items() if types == _STR)
+STR_CELL_FIELDS = tuple(name for name, types in CELL_FIELDS.items() if types == (str,))
+TEST_FIELDS = json_field_types(TestResult)
+STR_TEST_FIELDS = tuple(name for name, types in TEST_FIELDS.items() if types == (str,))
 #: C0 controls but tab and newline, DEL and C1 controls: a file could move the cursor,
 #: retitle the terminal or hide lines of the log with them
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -189,7 +165,9 @@ def missing_cell(cell: str) -> CellResult:
             hint="cell ids look like py3.12-cpu or py3.11-cu12.1 (see `condamatrix list`)",
         )
     python, cuda = axes
-    return CellResult(cell=cell, python=python, cuda=cuda, status="error", message=MISSING_MESSAGE)
+    return CellResult(
+        cell=cell, python=python, cuda=cuda, status=CellStatus.ERROR, message=MISSING_MESSAGE
+    )
 
 
 def merge_shards(shards: Sequence[Shard], expect: Sequence[str] = ()) -> RunResult:
