@@ -13,7 +13,7 @@ from collections.abc import Generator, Sequence
 
 import pytest
 
-from .errors import CondaMatrixError, ExitCode
+from .errors import exit_code_for
 from .options import CELL_ONLY_OPTIONS
 
 
@@ -218,12 +218,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     # files in pytest_configure, and are then given every cell's reports
     config._do_configure()
     try:
-        return int(run_from_pytest(config))
-    except CondaMatrixError as exc:
-        sys.stderr.write(f"ERROR: {exc}\n")
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
-        return int(ExitCode.INTERRUPTED)
+        return exit_code_for(
+            lambda: int(run_from_pytest(config)), error_prefix="ERROR: ", interrupted="Interrupted."
+        )
     finally:
         config._ensure_unconfigure()
