@@ -15,7 +15,6 @@ from ..ci.init_ci import (
     render_template,
     write_workflow,
 )
-from ..config import find_config_file
 from ..errors import ExitCode
 from .options import Subcommands, add_command
 
@@ -63,6 +62,8 @@ def add_parsers(sub: Subcommands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..config import find_config_file
+
     template = REUSABLE if args.reusable else WORKFLOW
     text = render_template(template, python=args.python, install=args.install, pin_sha=args.pin_sha)
     path = write_workflow(args.path or Path(template.default_path), text, force=args.force)
