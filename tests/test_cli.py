@@ -10,6 +10,7 @@ import pytest
 
 from pytest_condamatrix.cli.demo import demo_project
 from pytest_condamatrix.cli.main import main
+from pytest_condamatrix.errors import EnvBuildError, ExitCode, exit_code_for
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,6 +50,26 @@ def test_help_and_version_import_no_heavy_package(argv: list[str]) -> None:
     )
     assert "HEAVY=" in done.stderr, done.stderr
     assert done.stderr.rpartition("HEAVY=")[2] == "", done.stderr.rpartition("HEAVY=")[2]
+
+
+def test_one_handler_turns_errors_into_messages_and_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """condamatrix and pytest --conda-matrix word the message each their own way."""
+
+    def fails() -> int:
+        raise EnvBuildError("no solution", hint="loosen a pin")
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    words = {"error_prefix": "tool: error: ", "interrupted": "tool: interrupted"}
+    assert exit_code_for(lambda: 0, **words) == 0
+    assert exit_code_for(fails, **words) == ExitCode.ENV_ERROR
+    assert exit_code_for(interrupted, **words) == ExitCode.INTERRUPTED
+    assert capsys.readouterr().err == (
+        "tool: error: no solution\n  hint: loosen a pin\ntool: interrupted\n"
+    )
 
 
 def test_unknown_arguments_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
