@@ -23,7 +23,7 @@ from filelock import ReadWriteLock
 
 from conftest import run_matrix_in
 from pytest_condamatrix.cli.cache import render_listing
-from pytest_condamatrix.envs import manage
+from pytest_condamatrix.envs import layout, manage
 from pytest_condamatrix.errors import ExitCode
 from pytest_condamatrix.localchannel import LocalChannel
 from pytest_condamatrix.report.terminal import make_console
@@ -249,7 +249,7 @@ def test_prune_sweeps_leftovers_and_old_runs_but_not_a_build_in_progress(
     for folder in (killed_build, killed_delete, busy_build):
         (folder / "lib").mkdir(parents=True)
     runs = three_envs / "runs"
-    for i in range(manage.KEEP_RUNS + 3):
+    for i in range(layout.KEEP_RUNS + 3):
         # pid 1 never is a run of ours, but it is alive: use a pid that is not
         (runs / f"20200101-0000{i:02d}-999999{i:02d}").mkdir(parents=True)
     lock = ReadWriteLock(three_envs / "locks" / "py3.13-cpu-0123abcd.lock", is_singleton=False)
@@ -259,7 +259,7 @@ def test_prune_sweeps_leftovers_and_old_runs_but_not_a_build_in_progress(
     assert not killed_build.exists() and not killed_delete.exists()
     assert busy_build.exists()
     assert f"removed leftover tmp/{killed_build.name}" in result.stdout
-    assert len(list(runs.iterdir())) == manage.KEEP_RUNS
+    assert len(list(runs.iterdir())) == layout.KEEP_RUNS
     assert not (runs / "20200101-000000-99999900").exists()
     assert env_names(three_envs) != []  # the envs themselves were recent
 

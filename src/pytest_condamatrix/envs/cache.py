@@ -1,12 +1,6 @@
 """The shared, content-addressed cache of cell environments.
 
-Layout under the cache root::
-
-    CACHEDIR.TAG          marks the folder as a cache for backup tools
-    envs/<cell>-<hash8>/   finished environments (immutable once their stamp exists)
-    locks/<cell>-<hash8>.lock   one read-write lock per env: readers test in it, writers build it
-    tmp/, trash/          builds in progress and envs being deleted; never read as envs
-    pkgs/                 the engine's package cache, shared by hard links
+The folder's layout (every name in it) is :mod:`.layout`'s.
 
 An env is valid only when ``conda-meta/condamatrix-stamp.json`` holds its key. The stamp is
 written into the temporary prefix before one ``rename`` publishes the env, so a build killed
@@ -26,11 +20,9 @@ import contextlib
 import errno
 import json
 import os
-import re
 import shutil
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,18 +32,12 @@ from filelock import ReadWriteLock, Timeout
 
 from .. import __version__, atomic
 from ..errors import CacheError, EnvBuildError
-from . import inuse, trust, verify
+from . import inuse, layout, trust, verify
 from . import stamp as stamps
 from .history import ProjectHistory
 from .spec import EnvSpec, describe_changes
 
 STAMP = stamps.STAMP
-SUBFOLDERS = ("envs", "locks", "tmp", "trash", "pkgs", "runs")
-CACHEDIR_TAG = (
-    "Signature: 8a477f597d28d172789f06886806bc55\n"
-    "# This file is a cache directory tag created by pytest-condamatrix.\n"
-    "# For information about cache directory tags see https://bford.info/cachedir/\n"
-)
 
 #: builder(spec, temporary_prefix, final_prefix) -> installed packages as "name=version=build"
 Builder = Callable[[EnvSpec, Path, Path], list[str]]
@@ -98,7 +84,7 @@ class EnvCache:
         self.history = ProjectHistory(root, project) if project else None
         self.group = trust.shared_group(root)  # a setgid root: a cache shared by its group
         hint = "pick a writable folder with --conda-matrix-cache-dir or CONDAMATRIX_CACHE_DIR"
-        for sub in SUBFOLDERS:
+        for sub in layout.SUBFOLDERS:
             path = root / sub
             if path.is_symlink() or (path.exists() and not path.is_dir()):
                 raise CacheError(
@@ -106,11 +92,11 @@ class EnvCache:
                     hint=f"remove {path} (it is made again), or {hint}",
                 )
         try:
-            for sub in SUBFOLDERS:
+            for sub in layout.SUBFOLDERS:
                 (root / sub).mkdir(parents=True, exist_ok=True)
-            tag = root / "CACHEDIR.TAG"
+            tag = root / layout.CACHEDIR_TAG_NAME
             if not tag.exists():
-                _write_atomic(tag, CACHEDIR_TAG)
+                _write_atomic(tag, layout.CACHEDIR_TAG)
             # Every run writes lock files: find out now, not as a lock error of each cell.
             atomic.exclusive_temp(root / "locks" / ".writable").unlink()
         except OSError as exc:
@@ -127,10 +113,10 @@ class EnvCache:
         return self.root / "pkgs"
 
     def prefix_for(self, spec: EnvSpec) -> Path:
-        return self.root / "envs" / spec.dirname
+        return layout.env_dir(self.root, spec.dirname)
 
     def lock_for(self, spec: EnvSpec) -> ReadWriteLock:
-        path = self.root / "locks" / f"{spec.dirname}.lock"
+        path = layout.lock_file(self.root, spec.dirname)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Created here so that it honours the umask: filelock would make it 0600, which
@@ -279,7 +265,7 @@ class EnvCache:
             if previous == spec.inputs():
                 return "the env was removed from the cache"
             return "inputs changed: " + describe_changes(previous, spec.inputs())
-        pattern = re.compile(re.escape(spec.cell_id) + r"-[0-9a-f]{8}")
+        pattern = layout.cell_env_names(spec.cell_id)
         newest: tuple[float, dict[str, Any]] | None = None
         for entry in (self.root / "envs").iterdir():
             if not pattern.fullmatch(entry.name):
@@ -307,11 +293,7 @@ class EnvCache:
             self._refuse_if_in_use(spec, final)
             self._discard(final)
         in_place = builds_in_place(builder)
-        tmp = (
-            final
-            if in_place
-            else self.root / "tmp" / f"{spec.dirname}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        )
+        tmp = final if in_place else layout.build_dir(self.root, spec.dirname)
         start = time.monotonic()
         phase("building")
         try:
@@ -418,27 +400,25 @@ class EnvCache:
             return
         if resolved.parent != pkgs or not resolved.is_dir():
             return
-        doomed = self.root / "trash" / f"pkgs-{resolved.name}.{uuid.uuid4().hex[:8]}"
+        doomed = layout.trash_dir(self.root, f"pkgs-{resolved.name}")
         with contextlib.suppress(OSError):
             resolved.rename(doomed)
             shutil.rmtree(doomed, ignore_errors=True)
 
     def _sweep(self, spec: EnvSpec) -> None:
         """Remove leftovers of killed builds of this env (we hold its write lock)."""
-        for folder in ("tmp", "trash"):
-            for entry in (self.root / folder).glob(f"{spec.dirname}.*"):
-                shutil.rmtree(entry, ignore_errors=True)
+        for entry in layout.leftovers_of(self.root, spec.dirname):
+            shutil.rmtree(entry, ignore_errors=True)
 
     def _discard(self, prefix: Path) -> None:
         # Rename first so that no reader can ever see a half-deleted env under the real name.
-        doomed = self.root / "trash" / f"{prefix.name}.{uuid.uuid4().hex[:8]}"
+        doomed = layout.trash_dir(self.root, prefix.name)
         prefix.rename(doomed)
         shutil.rmtree(doomed, ignore_errors=True)
 
     def _touch(self, spec: EnvSpec) -> None:
-        # Last-use time for pruning lives beside the lock: envs stay untouched once stamped.
         with contextlib.suppress(OSError):
-            (self.root / "locks" / f"{spec.dirname}.used").touch()
+            layout.used_file(self.root, spec.dirname).touch()
 
 
 def _files_problem(

@@ -30,7 +30,6 @@ import re
 import shutil
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,17 +38,13 @@ from typing import Any
 from filelock import ReadWriteLock, Timeout
 
 from .. import atomic
+from . import layout
 from .cache import STAMP
+from .layout import ENV_NAME, KEEP_RUNS, LEFTOVER_NAME
 
 DEFAULT_STALE_DAYS = 30.0
-#: run folders (logs, worker copies) kept by prune, newest first; runs still going are kept too
-KEEP_RUNS = 20
 #: leftovers in tmp/ or trash/ whose env cannot be told from their name are removed after this
 UNKNOWN_LEFTOVER_SECONDS = 24 * 3600.0
-ENV_NAME = re.compile(r"(?P<cell>.+)-(?P<hash>[0-9a-f]{8})")
-#: tmp/<env>.<pid>.<uuid8> (builds) and trash/<env>.<uuid8> (envs being deleted)
-LEFTOVER_NAME = re.compile(r"(?P<env>.+?-[0-9a-f]{8})\.(?:\d+\.)?[0-9a-f]{8}")
-RUN_NAME = re.compile(r"\d{8}-\d{6}-(?P<pid>\d+)")
 SIZE_RE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]?)(?:i?b)?\s*$", re.I)
 UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -303,7 +298,7 @@ def _env_entry(root: Path, path: Path, usage: DiskUsage) -> EnvEntry:
     valid = isinstance(key, str) and match is not None and key.startswith(match["hash"])
     built_at = stamp.get("built_at") if valid else None
     inputs = stamp.get("inputs")
-    last_used = _mtime(root / "locks" / f"{path.name}.used")
+    last_used = _mtime(layout.used_file(root, path.name))
     if last_used is None:
         last_used = float(built_at) if isinstance(built_at, int | float) else _mtime(path) or 0.0
     return EnvEntry(
@@ -334,7 +329,7 @@ def _mtime(path: Path) -> float | None:
 
 def env_lock(root: Path, name: str) -> ReadWriteLock:
     """The lock that :class:`~.cache.EnvCache` uses for the env folder ``name``."""
-    path = root / "locks" / f"{name}.lock"
+    path = layout.lock_file(root, name)
     with contextlib.suppress(OSError):
         # as the cache makes it: honouring the umask, for caches shared through a group
         atomic.touch_lock_file(path)
@@ -418,7 +413,7 @@ def _remove_env(
         if busy:
             say(f"{env.name}: {busy}")
             return Action("env", env.name, False, busy)
-        used = _mtime(root / "locks" / f"{env.name}.used")
+        used = _mtime(layout.used_file(root, env.name))
         if env.valid and used is not None and used > env.last_used + 1:
             why = "used by another run since it was listed: skipped"
             say(f"{env.name}: {why}")
@@ -426,7 +421,7 @@ def _remove_env(
         if not dry_run:
             _delete(root, env.path)
             with contextlib.suppress(OSError):
-                (root / "locks" / f"{env.name}.used").unlink()
+                layout.used_file(root, env.name).unlink()
     freed = listing.usage.forget(env.owner)
     verb = "would remove" if dry_run else "removed"
     say(f"{verb} {env.name} ({reason}), {format_size(freed)} freed")
@@ -435,9 +430,8 @@ def _remove_env(
 
 def _delete(root: Path, path: Path) -> None:
     # Rename first (as the cache does) so that no reader ever sees a half-deleted env.
-    trash = root / "trash"
-    trash.mkdir(exist_ok=True)
-    doomed = trash / f"{path.name}.{uuid.uuid4().hex[:8]}"
+    (root / "trash").mkdir(exist_ok=True)
+    doomed = layout.trash_dir(root, path.name)
     try:
         path.rename(doomed)
     except OSError:
@@ -626,8 +620,7 @@ def _prune_runs(
     runs = sorted((p for p in _children(listing.root / "runs") if p.is_dir()), reverse=True)
     actions = []
     for index, run in enumerate(runs):
-        match = RUN_NAME.fullmatch(run.name)
-        if match and _pid_alive(int(match["pid"])):
+        if layout.run_is_live(run.name):
             continue
         too_old = older_than_days is not None and now - (_mtime(run) or now) > (
             older_than_days * 86400
@@ -641,15 +634,3 @@ def _prune_runs(
         say(f"{'would remove' if dry_run else 'removed'} run folder runs/{run.name} ({reason})")
         actions.append(Action("run", f"runs/{run.name}", True, reason, freed))
     return actions
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .layout import env_name
+
 FORMAT_VERSION = 1
 
 
@@ -66,7 +68,7 @@ class EnvSpec:
 
     @property
     def dirname(self) -> str:
-        return f"{self.cell_id}-{self.key[:8]}"
+        return env_name(self.cell_id, self.key)
 
 
 def channel_fingerprint(channel: str, platform: str) -> str | None:

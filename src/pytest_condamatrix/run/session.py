@@ -9,11 +9,9 @@ import contextlib
 import dataclasses
 import os
 import platform
-import shutil
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from ..config import MatrixConfig, load_config, resolve_channel
 from ..cuda import detect_driver
 from ..envs.cache import EnvCache
 from ..envs.engines import Engine, make_engine
+from ..envs.layout import new_run_dir
 from ..envs.lock import LOCK_NAME, MatrixLock, record_identity
 from ..envs.spec import EnvSpec
 from ..errors import ConfigError, ExitCode, UsageError
@@ -42,7 +41,6 @@ from .runner import MatrixRunner, Reporter, RunOptions, make_spec
 from .timings import load_timings, save_timings, timings_file
 
 CACHE_ENV_VAR = "CONDAMATRIX_CACHE_DIR"
-KEEP_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -247,7 +245,7 @@ def run_session(
     install = InstallSettings.from_config(config, options.install, root)
     if not pythonpath and (config.root / "src").is_dir() and install.mode == "none":
         pythonpath = (config.root / "src",)
-    run_dir = _new_run_dir(root)
+    run_dir = new_run_dir(root)
     timings = timings_file(root, config.root)
     jobs = options.jobs or config.jobs or min(len(cells), os.cpu_count() or 1)
     console.print(
@@ -445,20 +443,6 @@ def host_facts(engine: Engine) -> dict[str, str]:
     return facts
 
 
-def _new_run_dir(root: Path) -> Path:
-    runs = root / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    old = sorted(p for p in runs.iterdir() if p.is_dir())
-    for stale in old[:-KEEP_RUNS]:
-        # Never the folder of a run still going (it holds that run's worker and logs): a long
-        # run outlives the newest KEEP_RUNS ones when many runs share the cache.
-        if not _run_is_live(stale.name):
-            shutil.rmtree(stale, ignore_errors=True)
-    run_dir = runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    run_dir.mkdir()
-    return run_dir
-
-
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """Make SIGTERM (docker stop, a cancelled CI job) end the run as Ctrl-C does.
@@ -479,17 +463,3 @@ def _terminate_as_interrupt() -> Iterator[None]:
     finally:
         if previous is not None:  # None: set outside Python, which we cannot put back
             signal.signal(signal.SIGTERM, previous)
-
-
-def _run_is_live(name: str) -> bool:
-    """Whether the run that made ``runs/<name>`` (``<date>-<time>-<pid>``) is still going."""
-    pid = name.rpartition("-")[2]
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process, or not a pid at all: leave the folder alone
-    return True
