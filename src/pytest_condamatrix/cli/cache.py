@@ -1,4 +1,5 @@
-"""``condamatrix cache``: see, prune and remove the cached envs (logic in :mod:`.envs.manage`).
+"""``condamatrix cache``: see, prune and remove the cached envs (logic in :mod:`.envs.inventory`,
+:mod:`.envs.prune` and :mod:`.envs.usage`).
 
     condamatrix cache dir                      the cache folder in use
     condamatrix cache list [--json]            one row per env, the package cache, the total
@@ -23,8 +24,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..envs import manage
-from ..envs.manage import DEFAULT_STALE_DAYS, CacheListing, CleanResult, format_age, format_size
+from ..envs.inventory import DEFAULT_STALE_DAYS, CacheListing, is_stale, scan
+from ..envs.prune import CleanResult, Say, remove_envs
+from ..envs.prune import prune as prune_cache
+from ..envs.usage import format_age, format_size, parse_size
 from ..errors import ExitCode, UsageError
 from ..report.terminal import make_console
 from ..run.session import cache_root
@@ -146,7 +149,7 @@ def _cache_dir(text: str) -> Path:
 
 def _size(text: str) -> int:
     try:
-        return manage.parse_size(text)
+        return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -164,7 +167,7 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
         if older is None and args.max_size is None:
             older = DEFAULT_STALE_DAYS
         say = _sayer(console, quiet=args.json)
-        result = manage.prune(
+        result = prune_cache(
             root,
             older_than_days=older,
             max_size=args.max_size,
@@ -175,9 +178,9 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
         return _finish(result, root, as_json=args.json, console=console, strict=False)
     if args.cache_command == "remove":
         say = _sayer(console, quiet=args.json)
-        result, matched = manage.remove_envs(root, args.target, say=say)
+        result, matched = remove_envs(root, args.target, say=say)
         if not matched:
-            known = sorted({e.cell for e in manage.scan(root).envs})
+            known = sorted({e.cell for e in scan(root).envs})
             raise UsageError(
                 f"no cached env matches {args.target!r} (cache {root})",
                 hint=f"cached cells: {', '.join(known)}" if known else "the cache holds no env",
@@ -186,7 +189,7 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
     raise UsageError(f"unknown cache command {args.cache_command!r}")  # pragma: no cover
 
 
-def _sayer(console: Console, *, quiet: bool) -> manage.Say:
+def _sayer(console: Console, *, quiet: bool) -> Say:
     def say(message: str) -> None:
         if not quiet:
             style = "yellow" if "skipped" in message else ""
@@ -223,7 +226,7 @@ def _finish(
 
 
 def list_cache(root: Path, stale_days: float, *, as_json: bool, console: Console) -> int:
-    listing = manage.scan(root)
+    listing = scan(root)
     now = time.time()
     if as_json:
         sys.stdout.write(json.dumps(listing.to_json(now, stale_days), indent=1) + "\n")
@@ -249,7 +252,7 @@ def render_listing(console: Console, listing: CacheListing, now: float, stale_da
     for name in ("cell", "key", "size", "frees", "last used", "built", "stale"):
         table.add_column(name, justify="right" if name in RIGHT else "left")
     for env in sorted(listing.envs, key=lambda e: (e.cell, -(e.built_at or 0.0))):
-        stale = manage.is_stale(env, now, stale_days)
+        stale = is_stale(env, now, stale_days)
         built = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(env.built_at))
             if env.built_at

@@ -80,6 +80,10 @@ def leftovers_of(root: Path, name: str) -> list[Path]:
     return [entry for folder in ("tmp", "trash") for entry in (root / folder).glob(f"{name}.*")]
 
 
+def project_file(root: Path, name: str) -> Path:
+    return root / "projects" / f"{name}.json"
+
+
 def new_run_dir(root: Path) -> Path:
     """Make this run's folder under runs/, and remove old ones beyond the newest KEEP_RUNS."""
     runs = root / "runs"

@@ -21,14 +21,14 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from .. import __version__, validate
+from .. import validate
 from ..config import MatrixConfig, load_config, resolve_channel
-from ..cuda import detect_driver
 from ..envs.cache import EnvCache
 from ..envs.engines import Engine, make_engine
+from ..envs.host import run_facts
 from ..envs.layout import new_run_dir
-from ..envs.lock import LOCK_NAME, MatrixLock, record_identity
-from ..envs.spec import EnvSpec
+from ..envs.lock import LOCK_NAME, MatrixLock
+from ..envs.spec import EnvSpec, make_spec
 from ..errors import ConfigError, ExitCode, UsageError
 from ..install import InstallSettings
 from ..matrix import Cell, build_cells, select_cells, with_build_pin_notes
@@ -37,7 +37,7 @@ from ..report.live import make_reporter
 from ..report.terminal import make_console, render_run
 from ..results import CellResult, RunResult, TestResult, write_json
 from .protocol import ReportRelay
-from .runner import MatrixRunner, Reporter, RunOptions, make_spec
+from .runner import MatrixRunner, Reporter, RunOptions
 from .timings import load_timings, save_timings, timings_file
 
 CACHE_ENV_VAR = "CONDAMATRIX_CACHE_DIR"
@@ -291,7 +291,7 @@ def run_session(
         run = runner.run(cells, engine.platform)
     save_timings(timings, run)
     run.config = config.source_name
-    run.host = host_facts(engine)
+    run.host = run_facts(engine)
     if pytest_config is not None:
         pytest_config.hook.pytest_condamatrix_run_finished(config=pytest_config, run=run)
     notes = [f"logs: {run_dir}", *write_reports(run, options)]
@@ -334,10 +334,9 @@ def locked_cells(
         return {}
     locked: dict[str, tuple[str, ...]] = {}
     for cell in cells:
-        why = lock.staleness(cell.id, cell.channels, cell.specs, engine.platform)
-        records = lock.records(cell.id, engine.platform) if why is None else None
-        if records is not None:
-            locked[cell.id] = tuple(record_identity(r) for r in records)
+        identities, why = lock.identities(cell.id, cell.channels, cell.specs, engine.platform)
+        if identities is not None:
+            locked[cell.id] = identities
             continue
         message = f"{lock.path} is out of date for cell {cell.id}: {why}"
         if required:
@@ -424,23 +423,6 @@ def write_reports(run: RunResult, options: SessionOptions) -> list[str]:
             hint="check the report paths given, and the free disk space",
         ) from None
     return notes
-
-
-def host_facts(engine: Engine) -> dict[str, str]:
-    facts = {
-        "platform": engine.platform,
-        "machine": platform.machine(),
-        # not platform.platform(): it runs `uname -p` and scans the interpreter for its libc
-        "system": f"{platform.system()}-{platform.release()}-{platform.machine()}",
-        "tool": f"pytest-condamatrix {__version__}",
-        "engine": engine.id,
-    }
-    for entry in engine.virtual_packages("cpu"):
-        name, _, rest = entry.partition("=")
-        if rest:
-            facts[name.lstrip("_")] = rest.split("=")[0]
-    facts["cuda_driver"] = detect_driver() or "none"
-    return facts
 
 
 @contextlib.contextmanager
