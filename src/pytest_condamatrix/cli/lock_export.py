@@ -10,6 +10,7 @@ from rattler import RepoDataRecord
 
 from ..envs.cache import EnvCache
 from ..envs.engines.rattler import RattlerEngine, check_cpu_solution
+from ..envs.layout import repodata_cache
 from ..envs.lock import LOCK_NAME, write_lock
 from ..envs.spec import make_spec
 from ..envs.stamp import STAMP, Stamp
@@ -26,7 +27,7 @@ def lock_matrix(options: SessionOptions, output: Path | None = None) -> Path:
     config, cells = load_matrix(options)
     root = cache_root(options.cache_dir)
     cache = EnvCache(root)
-    engine = RattlerEngine(cache.package_cache, root / "repodata")
+    engine = RattlerEngine(cache.package_cache, repodata_cache(root))
     entries = []
     for cell in cells:
         spec = make_spec(
@@ -63,7 +64,7 @@ def export_cell(options: SessionOptions, cell_id: str, fmt: str) -> str:
     root = cache_root(options.cache_dir)
     cache = EnvCache(root)
     lock = load_lock(config)
-    engine = RattlerEngine(cache.package_cache, root / "repodata", lock=lock)
+    engine = RattlerEngine(cache.package_cache, repodata_cache(root), lock=lock)
     spec = locked_spec(config, cell, engine, lock, make_console(None))
     prefix = cache.prefix_for(spec)
     stamp_path = prefix / STAMP

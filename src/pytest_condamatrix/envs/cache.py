@@ -100,7 +100,7 @@ class EnvCache:
 
     @property
     def package_cache(self) -> Path:
-        return self.root / "pkgs"
+        return layout.package_cache(self.root)
 
     def prefix_for(self, spec: EnvSpec) -> Path:
         return layout.env_dir(self.root, spec.dirname)

@@ -13,7 +13,9 @@ Layout under the cache root::
     projects/<hash16>.json       per project, the env each cell used last
 
 The names are made here and parsed back here, so that a build, a run and ``cache prune``
-can never disagree on what a folder is.
+can never disagree on what a folder is. Other parts keep folders of their own beside these
+(``timings/`` of the run, ``project-wheels/`` and ``build-envs/`` of the install,
+``channels/`` of the demo); ``cache prune`` counts them under "other" and leaves them alone.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ def env_name(cell_id: str, key: str) -> str:
 def cell_env_names(cell_id: str) -> re.Pattern[str]:
     """Matches the folder names of every env of ``cell_id``, whatever its key."""
     return re.compile(re.escape(cell_id) + r"-[0-9a-f]{8}")
+
+
+def package_cache(root: Path) -> Path:
+    return root / "pkgs"
+
+
+def repodata_cache(root: Path) -> Path:
+    return root / "repodata"
 
 
 def env_dir(root: Path, name: str) -> Path:
