@@ -25,12 +25,12 @@ from rich.console import Console
 import pytest_condamatrix
 from pytest_condamatrix.envs.cache import EnvCache
 from pytest_condamatrix.envs.engines.rattler import RattlerEngine
-from pytest_condamatrix.envs.spec import EnvSpec
+from pytest_condamatrix.envs.spec import EnvSpec, make_spec
 from pytest_condamatrix.matrix import Cell
 from pytest_condamatrix.report.terminal import ProgressPrinter
 from pytest_condamatrix.results import CellResult
 from pytest_condamatrix.run.protocol import StreamTail
-from pytest_condamatrix.run.runner import WORKER_MODULE, MatrixRunner, RunOptions, make_spec
+from pytest_condamatrix.run.runner import WORKER_MODULE, MatrixRunner, RunOptions
 from pytest_condamatrix.run.session import SessionOptions, load_matrix
 
 from . import tools

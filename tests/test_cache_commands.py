@@ -23,7 +23,7 @@ from filelock import ReadWriteLock
 
 from conftest import run_matrix_in
 from pytest_condamatrix.cli.cache_view import render_listing
-from pytest_condamatrix.envs import manage
+from pytest_condamatrix.envs import inventory, layout, usage
 from pytest_condamatrix.errors import ExitCode
 from pytest_condamatrix.localchannel import LocalChannel
 from pytest_condamatrix.report.terminal import make_console
@@ -133,7 +133,7 @@ def test_list_shows_each_env_with_sizes_that_count_hard_links_once(three_envs: P
 
 
 def test_stale_by_age_and_unfinished_builds(three_envs: Path) -> None:
-    listing = manage.scan(three_envs)
+    listing = inventory.scan(three_envs)
     old = listing.envs[0]
     set_last_used(three_envs, old.name, time.time() - 40 * DAY)
     (three_envs / "envs" / "py3.9-cpu-0123abcd" / "conda-meta").mkdir(parents=True)
@@ -147,7 +147,7 @@ def test_stale_by_age_and_unfinished_builds(three_envs: Path) -> None:
 
 def test_rendered_table(three_envs: Path) -> None:
     out = io.StringIO()
-    render_listing(make_console(out, width=140), manage.scan(three_envs), time.time(), 30)
+    render_listing(make_console(out, width=140), inventory.scan(three_envs), time.time(), 30)
     text = out.getvalue()
     assert "env cache" in text and "hard-linked files counted once" in text
     assert text.count("py3.12-cpu") == 2 and "just now" in text
@@ -173,7 +173,7 @@ def test_prune_max_size_removes_least_recently_used_first(three_envs: Path) -> N
     now = time.time()
     for age, name in enumerate(names):  # names[0] used longest ago
         set_last_used(three_envs, name, now - (3 - age) * 3600)
-    total = manage.scan(three_envs).total
+    total = inventory.scan(three_envs).total
     data = cache_json("prune", "--cache-dir", str(three_envs), "--max-size", "1", "--dry-run")
     assert [a["name"] for a in data["actions"] if a["kind"] == "env"] == names
     # packages no env uses any more go too: that is where the bytes are
@@ -181,12 +181,12 @@ def test_prune_max_size_removes_least_recently_used_first(three_envs: Path) -> N
     assert data["size_after"] < total / 4
 
     # a limit the envs alone can meet: only the least recently used env goes, no package
-    frees = {e.name: e.frees for e in manage.scan(three_envs).envs}
+    frees = {e.name: e.frees for e in inventory.scan(three_envs).envs}
     limit = total - frees[names[0]] // 2
     data = cache_json("prune", "--cache-dir", str(three_envs), "--max-size", str(limit))
     assert [a["name"] for a in data["actions"] if a["kind"] in ("env", "package")] == names[:1]
     assert env_names(three_envs) == names[1:]
-    assert manage.scan(three_envs).total <= limit
+    assert inventory.scan(three_envs).total <= limit
 
 
 def test_prune_skips_an_env_whose_lock_another_run_holds(three_envs: Path) -> None:
@@ -224,7 +224,7 @@ def test_packages_are_left_alone_while_a_build_installs(three_envs: Path) -> Non
 
 
 def test_remove_by_cell_by_key_prefix_and_unknown(three_envs: Path) -> None:
-    envs = manage.scan(three_envs).envs
+    envs = inventory.scan(three_envs).envs
     py311 = next(e for e in envs if e.cell == "py3.11-cpu")
     result = condamatrix("remove", py311.key[:10], "--cache-dir", str(three_envs))
     assert result.returncode == 0, result.stderr
@@ -249,7 +249,7 @@ def test_prune_sweeps_leftovers_and_old_runs_but_not_a_build_in_progress(
     for folder in (killed_build, killed_delete, busy_build):
         (folder / "lib").mkdir(parents=True)
     runs = three_envs / "runs"
-    for i in range(manage.KEEP_RUNS + 3):
+    for i in range(layout.KEEP_RUNS + 3):
         # pid 1 never is a run of ours, but it is alive: use a pid that is not
         (runs / f"20200101-0000{i:02d}-999999{i:02d}").mkdir(parents=True)
     lock = ReadWriteLock(three_envs / "locks" / "py3.13-cpu-0123abcd.lock", is_singleton=False)
@@ -259,7 +259,7 @@ def test_prune_sweeps_leftovers_and_old_runs_but_not_a_build_in_progress(
     assert not killed_build.exists() and not killed_delete.exists()
     assert busy_build.exists()
     assert f"removed leftover tmp/{killed_build.name}" in result.stdout
-    assert len(list(runs.iterdir())) == manage.KEEP_RUNS
+    assert len(list(runs.iterdir())) == layout.KEEP_RUNS
     assert not (runs / "20200101-000000-99999900").exists()
     assert env_names(three_envs) != []  # the envs themselves were recent
 
@@ -294,7 +294,7 @@ def test_cache_dir_resolution(tmp_path: Path) -> None:
     [("10G", 10 * 1024**3), ("500M", 500 * 1024**2), ("1.5GiB", 3 * 1024**3 // 2), ("2048", 2048)],
 )
 def test_parse_size(text: str, size: int) -> None:
-    assert manage.parse_size(text) == size
+    assert usage.parse_size(text) == size
 
 
 @pytest.mark.parametrize(

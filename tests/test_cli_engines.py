@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from pytest_condamatrix.config import ENGINES, parse_config
-from pytest_condamatrix.envs.cache import STAMP, EnvCache, builds_in_place
+from pytest_condamatrix.envs.cache import EnvCache, builds_in_place
 from pytest_condamatrix.envs.engines import make_engine
 from pytest_condamatrix.envs.engines.cli_engines import (
     CLI_ENGINES,
@@ -34,6 +34,7 @@ from pytest_condamatrix.envs.engines.cli_engines import (
     read_version,
 )
 from pytest_condamatrix.envs.spec import EnvSpec
+from pytest_condamatrix.envs.stamp import STAMP
 from pytest_condamatrix.errors import ConfigError, EnvBuildError, ExitCode
 from pytest_condamatrix.options import VALUE_OPTIONS
 

@@ -12,14 +12,10 @@ import pytest
 
 from conftest import RunMatrix
 from pytest_condamatrix import cuda
-from pytest_condamatrix.cuda import (
-    SolvedPackage,
-    cuda_leaks,
-    decide,
-    detect_driver,
-    is_cuda_package,
-)
+from pytest_condamatrix.cuda import decide
+from pytest_condamatrix.envs.cpu_only import SolvedPackage, cuda_leaks, is_cuda_package
 from pytest_condamatrix.envs.engines.rattler import RattlerEngine
+from pytest_condamatrix.envs.host import detect_driver
 
 MakeProject = Callable[..., Path]
 
@@ -266,7 +262,7 @@ def test_real_gpu_cell(
     """
     if os.environ.get("CONDA_OVERRIDE_CUDA") is not None or detect_driver() is None:
         pytest.skip("needs a real NVIDIA driver (none detected; CONDA_OVERRIDE_CUDA must be unset)")
-    driver = cuda.detect_driver() or ""
+    driver = detect_driver() or ""
     variant = "12.1" if cuda._version_tuple(driver) >= (12, 1) else "11.8"
     matrix_project(
         python=("3.12",),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_condamatrix.envs import manage
+from pytest_condamatrix.envs import inventory, prune
 from pytest_condamatrix.envs.cache import Builder, EnvCache
 from pytest_condamatrix.envs.spec import EnvSpec
 
@@ -235,15 +235,15 @@ def test_a_link_in_place_of_an_env_is_seen_by_list_prune_and_remove(
     (envs / "py3.11-cpu-4567abcd").symlink_to(outside, target_is_directory=True)
     (envs / "link-out").symlink_to(outside, target_is_directory=True)  # not named as ours
 
-    listing = manage.scan(root)
+    listing = inventory.scan(root)
     assert {e.name: e.valid for e in listing.envs} == {
         "py3.11-cpu-4567abcd": False,
         "py3.12-cpu-0123abcd": False,
     }
-    result, matched = manage.remove_envs(root, "py3.12-cpu")
+    result, matched = prune.remove_envs(root, "py3.12-cpu")
     assert [e.name for e in matched] == ["py3.12-cpu-0123abcd"] and result.actions[0].done
     assert not os.path.lexists(envs / "py3.12-cpu-0123abcd")
-    pruned = manage.prune(root)
+    pruned = prune.prune(root)
     assert [a.name for a in pruned.actions if a.kind == "env"] == ["py3.11-cpu-4567abcd"]
     assert not os.path.lexists(envs / "py3.11-cpu-4567abcd")
     assert (envs / "link-out").is_symlink()

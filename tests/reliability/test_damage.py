@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_condamatrix.envs.cache import STAMP, EnvCache
+from pytest_condamatrix.envs.cache import EnvCache
 from pytest_condamatrix.envs.spec import EnvSpec
+from pytest_condamatrix.envs.stamp import STAMP
 
 from .conftest import Figures
 from .helpers import MakeProject, env_problems, run_matrix

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from pytest_condamatrix import processes as command
-from pytest_condamatrix.envs.cache import STAMP, EnvCache
+from pytest_condamatrix.envs.cache import EnvCache
 from pytest_condamatrix.envs.spec import EnvSpec
+from pytest_condamatrix.envs.stamp import STAMP
 from pytest_condamatrix.errors import EnvBuildError
 
 from .conftest import Figures, Scale

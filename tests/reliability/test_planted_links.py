@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_condamatrix import atomic
-from pytest_condamatrix.envs import manage
+from pytest_condamatrix.envs import locks
 from pytest_condamatrix.envs.cache import EnvCache
 from pytest_condamatrix.envs.spec import EnvSpec
 
@@ -79,13 +79,13 @@ def test_lock_files_are_never_opened_through_a_link(
     cache = EnvCache(tmp_path / "cache")
     lock = cache.root / "locks" / f"{SPEC.dirname}.lock"
     plant(lock, victim)
-    with cache._hold(cache.lock_for(SPEC), "write", None):
+    with locks.hold(cache.lock_for(SPEC), "write", None):
         pass
     assert victim.read_text() == VICTIM
     assert lock.is_file() and not lock.is_symlink()
     other = cache.root / "locks" / "py3.11-cpu-0123abcd.lock"
     plant(other, victim)
-    manage.env_lock(cache.root, "py3.11-cpu-0123abcd")
+    locks.env_lock(cache.root, "py3.11-cpu-0123abcd")
     assert victim.read_text() == VICTIM and not other.is_symlink()
     figures.add("planted links", "cases", 2)
 

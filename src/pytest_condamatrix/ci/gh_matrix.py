@@ -33,13 +33,12 @@ from typing import Any, TextIO
 
 from .. import __version__
 from ..config import DEFAULT_GPU, MatrixConfig, find_config_file
-from ..envs.engines import Engine, make_engine
-from ..envs.engines.rattler import RattlerEngine
-from ..envs.lock import MatrixLock, record_identity
-from ..envs.spec import channel_fingerprint
+from ..envs import host
+from ..envs.engines import make_engine
+from ..envs.lock import MatrixLock
+from ..envs.spec import make_spec
 from ..errors import ExitCode, UsageError
 from ..matrix import SAFE_ID, Cell, build_cells, select_cells
-from ..run.runner import make_spec
 from ..run.session import SessionOptions, cache_root, load_lock, load_matrix
 
 #: GitHub runs at most this many jobs from one matrix
@@ -72,10 +71,16 @@ class MatrixEntry:
         }
 
 
-def _host_engine() -> RattlerEngine:
-    # Only for its host detection (what the __cuda override looks like, the platform): its
-    # folders are never touched.
-    return RattlerEngine(Path(os.devnull), Path(os.devnull))
+@dataclass(frozen=True)
+class _ConfiguredEngine:
+    """The engine as the configuration names it, with the one virtual package a cell decides
+    itself (its ``__cuda`` override): what the building machine adds goes into --host-key
+    (its other virtual packages, and its engine's version: a conda CLI differs per runner)."""
+
+    id: str
+
+    def virtual_packages(self, cuda: str) -> tuple[str, ...]:
+        return host.cuda_override(cuda)
 
 
 def _digest(data: Any) -> str:
@@ -85,53 +90,27 @@ def _digest(data: Any) -> str:
 
 def _locked(lock: MatrixLock | None, cell: Cell, platform: str) -> tuple[str, ...]:
     """The cell's locked packages when the lock file still fits it, as a run would use them."""
-    if lock is None or lock.staleness(cell.id, cell.channels, cell.specs, platform) is not None:
+    if lock is None:
         return ()
-    records = lock.records(cell.id, platform)
-    return tuple(record_identity(r) for r in records) if records is not None else ()
+    return lock.identities(cell.id, cell.channels, cell.specs, platform)[0] or ()
 
 
 def cell_cache_key(
-    cell: Cell,
-    config: MatrixConfig,
-    engine: RattlerEngine,
-    platform: str,
-    lock: MatrixLock | None = None,
+    cell: Cell, config: MatrixConfig, platform: str, lock: MatrixLock | None = None
 ) -> str:
     """``condamatrix-<cell>-<platform>-<hash16>`` from what the configuration decides."""
     spec = make_spec(
         cell,
-        engine,
+        _ConfiguredEngine(config.engine),
         platform,
         environment_sha=config.environment_sha,
         locked=_locked(lock, cell, platform),
     )
     inputs = spec.inputs()
-    # What the building machine adds goes into --host-key: its virtual packages (the cell's
-    # own __cuda override stays) and its engine's version (a conda CLI differs per runner).
-    inputs["engine"] = config.engine
-    inputs["virtual_packages"] = [
-        vp for vp in inputs["virtual_packages"] if vp.partition("=")[0] == "__cuda"
-    ]
     digest = _digest(
         {"tool": __version__, "env": inputs, "runs-on": list(config.runs_on(cell.cuda))}
     )
     return f"{KEY_PREFIX}-{cell.id}-{platform}-{digest}"
-
-
-def host_facts(
-    engine: Engine, platform: str, cache: Path, channels: Sequence[str] = ()
-) -> dict[str, Any]:
-    """What makes an env built on this machine unusable on another one."""
-    return {
-        "tool": __version__,
-        "engine": engine.id,
-        "platform": platform,
-        "virtual_packages": list(engine.virtual_packages("cpu")),
-        "cache": str(cache),  # envs hold absolute paths: restored elsewhere they break
-        # local channels as this job sees them: one built here has no index elsewhere
-        "channels": [fp for fp in (channel_fingerprint(c, platform) for c in channels) if fp],
-    }
 
 
 @dataclass(frozen=True)
@@ -177,7 +156,6 @@ def build_entries(
     platform: str | None = None,
     runs_on: Sequence[str] = (),
 ) -> list[MatrixEntry]:
-    engine = _host_engine()
     lock = load_lock(config)
     if runs_on:
         config = _with_runners(config, tuple(runs_on))
@@ -187,7 +165,7 @@ def build_entries(
             python=cell.python,
             cuda=cell.cuda,
             runs_on=config.runs_on(cell.cuda),
-            cache_key=cell_cache_key(cell, config, engine, platform or engine.platform, lock),
+            cache_key=cell_cache_key(cell, config, platform or host.conda_platform(), lock),
         )
         for cell in cells
     ]
@@ -301,7 +279,7 @@ def print_host_key(config_path: Path | None, output: Path | None, extra: EnvArgs
         engine_name, channels = config.engine, config.channels
     root = cache_root(None)
     engine = make_engine(extra.engine or engine_name, root)
-    facts = host_facts(engine, _host_engine().platform, root, channels)
+    facts = host.key_facts(engine, host.conda_platform(), root, channels)
     sys.stderr.write("host key from: " + json.dumps(facts, sort_keys=True) + "\n")
     key = host_key(facts)
     emit("host-key", key, plain=f"host-key={key}", output=output)

@@ -1,4 +1,5 @@
-"""``condamatrix cache``: see, prune and remove the cached envs (logic in :mod:`.envs.manage`,
+"""``condamatrix cache``: see, prune and remove the cached envs (logic in :mod:`.envs.inventory`,
+:mod:`.envs.prune` and :mod:`.envs.usage`;
 output in :mod:`.cache_view`, imported when a subcommand runs).
 
     condamatrix cache dir                      the cache folder in use
@@ -16,8 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..envs import manage
-from ..envs.manage import DEFAULT_STALE_DAYS
+from ..envs.inventory import DEFAULT_STALE_DAYS
+from ..envs.usage import parse_size
 from ..errors import ExitCode, UsageError
 from ..validate import check_days
 from .options import Handler, Subcommands, add_cache_dir_option, add_command
@@ -130,7 +131,7 @@ def _days(text: str) -> float:
 
 def _size(text: str) -> int:
     try:
-        return manage.parse_size(text)
+        return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -1,5 +1,6 @@
 """What ``condamatrix cache`` (:mod:`.cache`) does and prints: the cache's table or JSON,
-and what a prune or a removal did (the logic itself is in :mod:`.envs.manage`)."""
+and what a prune or a removal did (the logic itself is in :mod:`.envs.inventory`,
+:mod:`.envs.prune` and :mod:`.envs.usage`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..envs import manage
-from ..envs.manage import CacheListing, CleanResult, format_age, format_size
+from ..envs.inventory import CacheListing, is_stale, scan
+from ..envs.prune import CleanResult, Say, prune, remove_envs
+from ..envs.usage import format_age, format_size
 from ..errors import ExitCode, UsageError
 from ..report.terminal import make_console
 
@@ -28,7 +30,7 @@ def prune_cache(
     as_json: bool,
 ) -> int:
     console = make_console()
-    result = manage.prune(
+    result = prune(
         root,
         older_than_days=older_than,
         max_size=max_size,
@@ -41,9 +43,9 @@ def prune_cache(
 
 def remove_from_cache(root: Path, target: str, *, as_json: bool) -> int:
     console = make_console()
-    result, matched = manage.remove_envs(root, target, say=_sayer(console, quiet=as_json))
+    result, matched = remove_envs(root, target, say=_sayer(console, quiet=as_json))
     if not matched:
-        known = sorted({e.cell for e in manage.scan(root).envs})
+        known = sorted({e.cell for e in scan(root).envs})
         raise UsageError(
             f"no cached env matches {target!r} (cache {root})",
             hint=f"cached cells: {', '.join(known)}" if known else "the cache holds no env",
@@ -51,7 +53,7 @@ def remove_from_cache(root: Path, target: str, *, as_json: bool) -> int:
     return _finish(result, root, as_json=as_json, console=console, strict=True)
 
 
-def _sayer(console: Console, *, quiet: bool) -> manage.Say:
+def _sayer(console: Console, *, quiet: bool) -> Say:
     def say(message: str) -> None:
         if not quiet:
             style = "yellow" if "skipped" in message else ""
@@ -89,7 +91,7 @@ def _finish(
 
 def list_cache(root: Path, stale_days: float, *, as_json: bool) -> int:
     console = make_console()
-    listing = manage.scan(root)
+    listing = scan(root)
     now = time.time()
     if as_json:
         sys.stdout.write(json.dumps(listing.to_json(now, stale_days), indent=1) + "\n")
@@ -115,7 +117,7 @@ def render_listing(console: Console, listing: CacheListing, now: float, stale_da
     for name in ("cell", "key", "size", "frees", "last used", "built", "stale"):
         table.add_column(name, justify="right" if name in RIGHT else "left")
     for env in sorted(listing.envs, key=lambda e: (e.cell, -(e.built_at or 0.0))):
-        stale = manage.is_stale(env, now, stale_days)
+        stale = is_stale(env, now, stale_days)
         built = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(env.built_at))
             if env.built_at

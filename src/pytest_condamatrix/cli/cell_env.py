@@ -33,6 +33,7 @@ from .. import cuda
 from ..config import MatrixConfig
 from ..envs.cache import EnvCache, EnvStatus
 from ..envs.engines import make_engine
+from ..envs.host import detect_driver
 from ..errors import CondaMatrixError, UsageError
 from ..matrix import Cell
 from ..report.terminal import ProgressPrinter, make_console
@@ -79,7 +80,7 @@ def cell_env(options: SessionOptions, wanted: str) -> Iterator[CellEnv]:
     ) as status:
         how = "reused" if status.status is EnvState.REUSED else f"built ({status.reason or 'new'})"
         console.print(Text(f"[{cell.id}] env {how}: {status.prefix}"))
-        gpu = cuda.decide(cell.cuda, cuda.detect_driver() if cell.is_cuda else None, "cpu-tests")
+        gpu = cuda.decide(cell.cuda, detect_driver() if cell.is_cuda else None, "cpu-tests")
         if cell.is_cuda and not gpu.gpu:
             console.print(Text(f"[{cell.id}] no usable GPU here: {gpu.reason}", style="yellow"))
         with tempfile.TemporaryDirectory(prefix="condamatrix-cell-") as worker_dir:

@@ -9,13 +9,15 @@ from pathlib import Path
 import yaml
 from rattler import RepoDataRecord
 
-from ..envs.cache import STAMP, EnvCache
+from ..envs.cache import EnvCache
 from ..envs.engines.rattler import RattlerEngine, check_cpu_solution
+from ..envs.layout import repodata_cache
 from ..envs.lock import LOCK_NAME, write_lock
+from ..envs.spec import make_spec
+from ..envs.stamp import STAMP, Stamp
 from ..errors import UsageError
 from ..matrix import Cell
 from ..report.terminal import make_console
-from ..run.runner import make_spec
 from ..run.session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
 
 EXPORT_FORMATS = ("yml", "explicit")
@@ -26,7 +28,7 @@ def lock_matrix(options: SessionOptions, output: Path | None = None) -> Path:
     config, cells = load_matrix(options)
     root = cache_root(options.cache_dir)
     cache = EnvCache(root)
-    engine = RattlerEngine(cache.package_cache, root / "repodata")
+    engine = RattlerEngine(cache.package_cache, repodata_cache(root))
     entries = []
     for cell in cells:
         spec = make_spec(
@@ -63,14 +65,14 @@ def export_cell(options: SessionOptions, cell_id: str, fmt: str) -> str:
     root = cache_root(options.cache_dir)
     cache = EnvCache(root)
     lock = load_lock(config)
-    engine = RattlerEngine(cache.package_cache, root / "repodata", lock=lock)
+    engine = RattlerEngine(cache.package_cache, repodata_cache(root), lock=lock)
     spec = locked_spec(config, cell, engine, lock, make_console(None))
     prefix = cache.prefix_for(spec)
     stamp_path = prefix / STAMP
     if stamp_path.is_file():
         records = _prefix_records(prefix)
-        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
-        pip = [p.removeprefix("pip:") for p in stamp.get("packages", []) if p.startswith("pip:")]
+        stamp = Stamp.read(prefix)
+        pip = [p.removeprefix("pip:") for p in stamp.packages if p.startswith("pip:")]
     elif lock is not None and spec.locked:  # the lock fits the cell (it pins its python)
         # a fitting lock pins every conda package: no env needs to exist (right after
         # `condamatrix lock`); pip requirements are not locked, so they are as configured

@@ -1,12 +1,6 @@
 """The shared, content-addressed cache of cell environments.
 
-Layout under the cache root::
-
-    CACHEDIR.TAG          marks the folder as a cache for backup tools
-    envs/<cell>-<hash8>/   finished environments (immutable once their stamp exists)
-    locks/<cell>-<hash8>.lock   one read-write lock per env: readers test in it, writers build it
-    tmp/, trash/          builds in progress and envs being deleted; never read as envs
-    pkgs/                 the engine's package cache, shared by hard links
+The folder's layout (every name in it) is :mod:`.layout`'s.
 
 An env is valid only when ``conda-meta/condamatrix-stamp.json`` holds its key. The stamp is
 written into the temporary prefix before one ``rename`` publishes the env, so a build killed
@@ -24,47 +18,29 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
-import re
 import shutil
-import sqlite3
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
-from filelock import ReadWriteLock, Timeout
+from filelock import ReadWriteLock
 
 from .. import __version__, atomic
 from ..errors import CacheError, EnvBuildError
 from ..results import EnvState
-from . import inuse, trust, verify
-from . import stamp as stamps
-from .history import ProjectHistory
-from .spec import EnvSpec, describe_changes
-
-STAMP = stamps.STAMP
-SUBFOLDERS = ("envs", "locks", "tmp", "trash", "pkgs", "runs")
-CACHEDIR_TAG = (
-    "Signature: 8a477f597d28d172789f06886806bc55\n"
-    "# This file is a cache directory tag created by pytest-condamatrix.\n"
-    "# For information about cache directory tags see https://bford.info/cachedir/\n"
-)
+from . import inuse, layout, locks, trust, verify
+from .history import ProjectHistory, why_missing
+from .spec import EnvSpec
+from .stamp import STAMP, Stamp, record_digests
+from .stamp import problem as stamp_problem
 
 #: builder(spec, temporary_prefix, final_prefix) -> installed packages as "name=version=build"
 Builder = Callable[[EnvSpec, Path, Path], list[str]]
 PhaseCallback = Callable[[str], None]
-#: how often a wait for an env's lock asks whether the run was interrupted
-LOCK_POLL_SECONDS = 0.2
 #: files that may differ from conda-meta after a build (a pip layer's) before reuse stops checking
 UNCHECKED_LIMIT = 1000
-
-
-class LockWaitCancelled(Exception):
-    """The run was interrupted while it waited for another run's lock on an env."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +75,7 @@ class EnvCache:
         self.history = ProjectHistory(root, project) if project else None
         self.group = trust.shared_group(root)  # a setgid root: a cache shared by its group
         hint = "pick a writable folder with --conda-matrix-cache-dir or CONDAMATRIX_CACHE_DIR"
-        for sub in SUBFOLDERS:
+        for sub in layout.SUBFOLDERS:
             path = root / sub
             if path.is_symlink() or (path.exists() and not path.is_dir()):
                 raise CacheError(
@@ -107,11 +83,11 @@ class EnvCache:
                     hint=f"remove {path} (it is made again), or {hint}",
                 )
         try:
-            for sub in SUBFOLDERS:
+            for sub in layout.SUBFOLDERS:
                 (root / sub).mkdir(parents=True, exist_ok=True)
-            tag = root / "CACHEDIR.TAG"
+            tag = root / layout.CACHEDIR_TAG_NAME
             if not tag.exists():
-                _write_atomic(tag, CACHEDIR_TAG)
+                _write_atomic(tag, layout.CACHEDIR_TAG)
             # Every run writes lock files: find out now, not as a lock error of each cell.
             atomic.exclusive_temp(root / "locks" / ".writable").unlink()
         except OSError as exc:
@@ -125,46 +101,13 @@ class EnvCache:
 
     @property
     def package_cache(self) -> Path:
-        return self.root / "pkgs"
+        return layout.package_cache(self.root)
 
     def prefix_for(self, spec: EnvSpec) -> Path:
-        return self.root / "envs" / spec.dirname
+        return layout.env_dir(self.root, spec.dirname)
 
     def lock_for(self, spec: EnvSpec) -> ReadWriteLock:
-        path = self.root / "locks" / f"{spec.dirname}.lock"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Created here so that it honours the umask: filelock would make it 0600, which
-            # locks out the other users of a cache shared through a group.
-            atomic.touch_lock_file(path)
-            # A fresh instance per use: one instance coordinates processes, not threads.
-            return ReadWriteLock(path, is_singleton=False)
-        except (sqlite3.Error, OSError, ValueError) as exc:
-            raise _lock_error(path, exc) from None
-
-    @contextlib.contextmanager
-    def _hold(
-        self,
-        lock: ReadWriteLock,
-        mode: Literal["read", "write"],
-        cancelled: Callable[[], bool] | None,
-    ) -> Iterator[None]:
-        """Hold ``lock`` in ``mode``, waiting in slices so that an interrupted run stops waiting."""
-        acquire = lock.acquire_write if mode == "write" else lock.acquire_read
-        try:
-            while True:
-                try:
-                    acquire(timeout=-1 if cancelled is None else LOCK_POLL_SECONDS)
-                    break
-                except Timeout:
-                    if cancelled is not None and cancelled():
-                        raise LockWaitCancelled(lock.lock_file) from None
-        except (sqlite3.Error, OSError, ValueError) as exc:
-            raise _lock_error(Path(lock.lock_file), exc) from None
-        try:
-            yield
-        finally:
-            lock.release()
+        return locks.open_lock(self.root, spec.dirname)
 
     @contextlib.contextmanager
     def use(
@@ -188,7 +131,7 @@ class EnvCache:
         while True:
             if not force:
                 phase("checking cache")
-                with self._hold(lock, "read", cancelled):
+                with locks.hold(lock, "read", cancelled):
                     # just built and stamped by us: its files were listed a moment ago
                     stamp, _ = self._check(spec, files=built is None)
                     if stamp is not None:
@@ -200,12 +143,12 @@ class EnvCache:
                             key=spec.key,
                             status=EnvState.REUSED,
                             reason="",
-                            packages=tuple(stamp.get("packages", ())),
+                            packages=stamp.packages,
                             seconds=0.0,
                         )
                         return
             phase("waiting for lock")
-            with self._hold(lock, "write", cancelled):
+            with locks.hold(lock, "write", cancelled):
                 stamp, why = self._check(spec)
                 if stamp is not None and not force:
                     continue  # another run built it while we waited
@@ -213,7 +156,7 @@ class EnvCache:
                 built = self._build(spec, builder, reason, phase)
                 force = False
 
-    def _check(self, spec: EnvSpec, *, files: bool = True) -> tuple[dict[str, Any] | None, str]:
+    def _check(self, spec: EnvSpec, *, files: bool = True) -> tuple[Stamp | None, str]:
         """The env's stamp if the env is valid, else None and why it is not.
 
         ``files``: also check that every file its packages installed is still there.
@@ -222,30 +165,30 @@ class EnvCache:
         if prefix.is_symlink():  # never followed: what it points at is not the cache's
             return None, "damaged env: a symbolic link is in place of its folder"
         if not prefix.exists():
-            return None, self._why_missing(spec)
+            return None, why_missing(self.root, self.history, spec)
         stamp_path = prefix / STAMP
         if not stamp_path.is_file():
             return None, "incomplete env (no stamp): an earlier build did not finish"
         try:
-            stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+            stamp = Stamp.read(prefix)
         except (OSError, ValueError):
             return None, "damaged env: its stamp is unreadable"
-        if not isinstance(stamp, dict) or stamp.get("key") != spec.key:
+        if stamp.key != spec.key:
             return None, "damaged env: its stamp belongs to another key"
-        built_at = stamp.get("prefix")
+        built_at = stamp.prefix
         if built_at is not None and built_at != str(prefix):
             # conda envs hold their absolute path (shebangs, text files): a copy made
             # elsewhere, e.g. a CI cache restored under another folder, is not usable here
             return None, f"moved env: it was built at {built_at}"
         if not python_executable(prefix).exists():
             return None, "damaged env: its python executable is missing"
-        why = stamps.problem(prefix, stamp)
+        why = stamp_problem(prefix, stamp)
         if why:
             return None, why
         if files:
             installed: set[str] = set()
-            skip = stamps.unchecked(stamp) if stamp.get("files_complete", True) else None
-            why = _files_problem(prefix, skip, content=False, seen=installed)
+            skip = stamp.unchecked if stamp.files_complete else None
+            why = verify.files_problem(prefix, skip, content=False, seen=installed)
             if why:
                 return None, f"damaged env: {why}"
             folders = {path.rpartition("/")[0] for path in installed}
@@ -260,42 +203,15 @@ class EnvCache:
         import); a damaged env is discarded, so the next use rebuilds it. Returns what was
         found, empty when the env is whole.
         """
-        with self._hold(self.lock_for(spec), "write", None):
+        with locks.hold(self.lock_for(spec), "write", None):
             stamp, why = self._check(spec)
             if stamp is None:
                 return why
-            why = _files_problem(self.prefix_for(spec), stamps.unchecked(stamp), content=True)
+            why = verify.files_problem(self.prefix_for(spec), stamp.unchecked, content=True)
             if why:
                 self._discard(self.prefix_for(spec))
                 return f"damaged env: {why}"
         return ""
-
-    def _why_missing(self, spec: EnvSpec) -> str:
-        """Explain a cache miss by diffing against the project's previous env of the cell, or
-        (without a project) the newest env of the same cell id, if any."""
-        if self.history is not None:
-            previous = self.history.inputs_of(spec.cell_id)
-            if previous is None:
-                return "new"
-            if previous == spec.inputs():
-                return "the env was removed from the cache"
-            return "inputs changed: " + describe_changes(previous, spec.inputs())
-        pattern = re.compile(re.escape(spec.cell_id) + r"-[0-9a-f]{8}")
-        newest: tuple[float, dict[str, Any]] | None = None
-        for entry in (self.root / "envs").iterdir():
-            if not pattern.fullmatch(entry.name):
-                continue
-            try:
-                stamp = json.loads((entry / STAMP).read_text(encoding="utf-8"))
-                built_at = float(stamp["built_at"])
-                inputs = stamp["inputs"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            if isinstance(inputs, dict) and (newest is None or built_at > newest[0]):
-                newest = (built_at, inputs)
-        if newest is None:
-            return "new"
-        return "inputs changed: " + describe_changes(newest[1], spec.inputs())
 
     def _build(
         self, spec: EnvSpec, builder: Builder, reason: str, phase: PhaseCallback
@@ -308,32 +224,30 @@ class EnvCache:
             self._refuse_if_in_use(spec, final)
             self._discard(final)
         in_place = builds_in_place(builder)
-        tmp = (
-            final
-            if in_place
-            else self.root / "tmp" / f"{spec.dirname}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        )
+        tmp = final if in_place else layout.build_dir(self.root, spec.dirname)
         start = time.monotonic()
         phase("building")
         try:
             packages, repaired, unchecked = self._build_verified(spec, builder, tmp, final)
             if repaired:
                 reason = f"{reason}; {repaired}"
-            stamp = {
-                "key": spec.key,
-                "cell": spec.cell_id,
-                "inputs": spec.inputs(),
-                "packages": packages,
-                "built_at": time.time(),
-                "built_by": f"pytest-condamatrix {__version__}",
-                "prefix": str(final),
-                "files_complete": unchecked is not None,
-                # files that differed from conda-meta right after the build (a pip layer may
-                # replace a conda package's files): reuse checks all the others
-                "unchecked": sorted(unchecked or ()),
-                "records": stamps.record_digests(tmp),
-            }
-            _write_atomic(tmp / STAMP, json.dumps(stamps.sealed(stamp), indent=1))
+            stamp = Stamp.sealed(
+                {
+                    "key": spec.key,
+                    "cell": spec.cell_id,
+                    "inputs": spec.inputs(),
+                    "packages": packages,
+                    "built_at": time.time(),
+                    "built_by": f"pytest-condamatrix {__version__}",
+                    "prefix": str(final),
+                    "files_complete": unchecked is not None,
+                    # files that differed from conda-meta right after the build (a pip layer may
+                    # replace a conda package's files): reuse checks all the others
+                    "unchecked": sorted(unchecked or ()),
+                    "records": record_digests(tmp),
+                }
+            )
+            _write_atomic(tmp / STAMP, stamp.to_text())
             if not in_place:
                 tmp.rename(final)  # the one step that publishes the env
         except BaseException as exc:
@@ -419,50 +333,25 @@ class EnvCache:
             return
         if resolved.parent != pkgs or not resolved.is_dir():
             return
-        doomed = self.root / "trash" / f"pkgs-{resolved.name}.{uuid.uuid4().hex[:8]}"
+        doomed = layout.trash_dir(self.root, f"pkgs-{resolved.name}")
         with contextlib.suppress(OSError):
             resolved.rename(doomed)
             shutil.rmtree(doomed, ignore_errors=True)
 
     def _sweep(self, spec: EnvSpec) -> None:
         """Remove leftovers of killed builds of this env (we hold its write lock)."""
-        for folder in ("tmp", "trash"):
-            for entry in (self.root / folder).glob(f"{spec.dirname}.*"):
-                shutil.rmtree(entry, ignore_errors=True)
+        for entry in layout.leftovers_of(self.root, spec.dirname):
+            shutil.rmtree(entry, ignore_errors=True)
 
     def _discard(self, prefix: Path) -> None:
         # Rename first so that no reader can ever see a half-deleted env under the real name.
-        doomed = self.root / "trash" / f"{prefix.name}.{uuid.uuid4().hex[:8]}"
+        doomed = layout.trash_dir(self.root, prefix.name)
         prefix.rename(doomed)
         shutil.rmtree(doomed, ignore_errors=True)
 
     def _touch(self, spec: EnvSpec) -> None:
-        # Last-use time for pruning lives beside the lock: envs stay untouched once stamped.
         with contextlib.suppress(OSError):
-            (self.root / "locks" / f"{spec.dirname}.used").touch()
-
-
-def _files_problem(
-    prefix: Path, unchecked: frozenset[str] | None, *, content: bool, seen: set[str] | None = None
-) -> str:
-    """What is wrong with the env's installed files, as its conda-meta records describe them.
-
-    ``unchecked`` None: too many files differed right after the build to check any (only
-    ``seen`` is filled in).
-    """
-    try:
-        damage = verify.damaged_files(
-            prefix,
-            content=content,
-            skip=unchecked or frozenset(),
-            seen=seen,
-            limit=1 << 30 if unchecked is None else 20,
-        )
-    except verify.UnreadableRecord as exc:
-        return f"its package record {exc} is unreadable"
-    if unchecked is None:
-        return ""
-    return verify.describe(damage) if damage else ""
+            layout.used_file(self.root, spec.dirname).touch()
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -473,13 +362,6 @@ def _disk_full(exc: BaseException) -> bool:
     return any(
         f"(os error {code})" in text or os.strerror(code) in text
         for code in (errno.ENOSPC, errno.EDQUOT)
-    )
-
-
-def _lock_error(path: Path, exc: BaseException) -> CacheError:
-    return CacheError(
-        f"cannot use the lock file {path}: {exc}",
-        hint="if no run uses this cache now, delete that file; it is made again when needed",
     )
 
 

@@ -10,16 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
+from . import layout
+from .spec import EnvSpec, describe_changes
+from .stamp import Stamp
+
 
 class ProjectHistory:
     def __init__(self, cache_root: Path, project: str) -> None:
         name = hashlib.sha256(project.encode()).hexdigest()[:16]
-        self.path = cache_root / "projects" / f"{name}.json"
+        self.path = layout.project_file(cache_root, name)
         self.project = project
 
     def inputs_of(self, cell_id: str) -> dict[str, Any] | None:
@@ -46,3 +51,32 @@ class ProjectHistory:
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
+
+
+def why_missing(root: Path, history: ProjectHistory | None, spec: EnvSpec) -> str:
+    """Explain a cache miss by diffing against the project's previous env of the cell, or
+    (without a project) the newest env of the same cell id, if any."""
+    if history is not None:
+        previous = history.inputs_of(spec.cell_id)
+        if previous is None:
+            return "new"
+        if previous == spec.inputs():
+            return "the env was removed from the cache"
+        return "inputs changed: " + describe_changes(previous, spec.inputs())
+    pattern = layout.cell_env_names(spec.cell_id)
+    newest: tuple[float, Mapping[str, Any]] | None = None
+    for entry in (root / "envs").iterdir():
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            stamp = Stamp.read(entry)
+        except (OSError, ValueError):
+            continue
+        built_at, inputs = stamp.built_at, stamp.inputs
+        if built_at is None or inputs is None:
+            continue
+        if newest is None or built_at > newest[0]:
+            newest = (built_at, inputs)
+    if newest is None:
+        return "new"
+    return "inputs changed: " + describe_changes(newest[1], spec.inputs())

@@ -51,6 +51,17 @@ class MatrixLock:
                 return env.conda_repodata_records_for_platform(lock_platform)
         return None
 
+    def identities(
+        self, cell_id: str, channels: Sequence[str], specs: Sequence[str], platform: str
+    ) -> tuple[tuple[str, ...] | None, str]:
+        """The identities of the packages the lock pins for this cell (part of its env key),
+        or None and why the lock does not fit the cell any more."""
+        why = self.staleness(cell_id, channels, specs, platform)
+        records = self.records(cell_id, platform) if why is None else None
+        if records is None:
+            return None, why or f"the lock has no packages for platform {platform}"
+        return tuple(record_identity(r) for r in records), ""
+
     def staleness(
         self, cell_id: str, channels: Sequence[str], specs: Sequence[str], platform: str
     ) -> str | None:

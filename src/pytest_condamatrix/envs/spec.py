@@ -12,7 +12,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..config.envfile import file_fingerprints
+from .layout import env_name
+
+if TYPE_CHECKING:
+    from ..matrix import Cell
 
 FORMAT_VERSION = 1
 
@@ -66,7 +72,44 @@ class EnvSpec:
 
     @property
     def dirname(self) -> str:
-        return f"{self.cell_id}-{self.key[:8]}"
+        return env_name(self.cell_id, self.key)
+
+
+class SpecEngine(Protocol):
+    """What a spec takes from its engine: its name and version, and the virtual packages."""
+
+    @property
+    def id(self) -> str: ...
+
+    def virtual_packages(self, cuda: str) -> tuple[str, ...]: ...
+
+
+def make_spec(
+    cell: Cell,
+    engine: SpecEngine,
+    platform: str,
+    *,
+    environment_sha: str = "",
+    locked: tuple[str, ...] = (),
+) -> EnvSpec:
+    """The one way a cell's env spec is made (a run, the CLI commands, the GitHub matrix)."""
+    fingerprints = tuple(
+        fp for fp in (channel_fingerprint(c, platform) for c in cell.channels) if fp
+    )
+    return EnvSpec(
+        cell_id=cell.id,
+        engine=engine.id,
+        platform=platform,
+        channels=cell.channels,
+        specs=cell.specs,
+        virtual_packages=engine.virtual_packages(cell.cuda),
+        channel_fingerprints=fingerprints,
+        cuda=cell.cuda,
+        pip=cell.pip,
+        pip_files=file_fingerprints(cell.pip),
+        environment_file=environment_sha,
+        locked=locked,
+    )
 
 
 def channel_fingerprint(channel: str, platform: str) -> str | None:

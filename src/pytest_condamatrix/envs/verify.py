@@ -132,3 +132,26 @@ def _sha256(path: str) -> str:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def files_problem(
+    prefix: Path, unchecked: frozenset[str] | None, *, content: bool, seen: set[str] | None = None
+) -> str:
+    """What is wrong with the env's installed files, as its conda-meta records describe them.
+
+    ``unchecked`` None: too many files differed right after the build to check any (only
+    ``seen`` is filled in).
+    """
+    try:
+        damage = damaged_files(
+            prefix,
+            content=content,
+            skip=unchecked or frozenset(),
+            seen=seen,
+            limit=1 << 30 if unchecked is None else 20,
+        )
+    except UnreadableRecord as exc:
+        return f"its package record {exc} is unreadable"
+    if unchecked is None:
+        return ""
+    return describe(damage) if damage else ""

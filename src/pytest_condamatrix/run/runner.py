@@ -34,10 +34,11 @@ from typing import Any, Protocol
 
 from .. import cuda
 from .. import processes as command
-from ..config.envfile import file_fingerprints
-from ..envs.cache import EnvCache, EnvStatus, LockWaitCancelled
+from ..envs.cache import EnvCache, EnvStatus
 from ..envs.engines import Engine
-from ..envs.spec import EnvSpec, channel_fingerprint
+from ..envs.host import detect_driver
+from ..envs.locks import LockWaitCancelled
+from ..envs.spec import make_spec
 from ..errors import CacheError, CondaMatrixError
 from ..install import InstallSettings, Overlay, prepare_install
 from ..matrix import Cell
@@ -116,33 +117,6 @@ class RunOptions:
     install: InstallSettings | None = None  # None: the sources only, through pythonpath
 
 
-def make_spec(
-    cell: Cell,
-    engine: Engine,
-    platform: str,
-    *,
-    environment_sha: str = "",
-    locked: tuple[str, ...] = (),
-) -> EnvSpec:
-    fingerprints = tuple(
-        fp for fp in (channel_fingerprint(c, platform) for c in cell.channels) if fp
-    )
-    return EnvSpec(
-        cell_id=cell.id,
-        engine=engine.id,
-        platform=platform,
-        channels=cell.channels,
-        specs=cell.specs,
-        virtual_packages=engine.virtual_packages(cell.cuda),
-        channel_fingerprints=fingerprints,
-        cuda=cell.cuda,
-        pip=cell.pip,
-        pip_files=file_fingerprints(cell.pip),
-        environment_file=environment_sha,
-        locked=locked,
-    )
-
-
 class MatrixRunner:
     """Runs cells in parallel; a crashed, hung or unbuildable cell is an outcome, not an abort."""
 
@@ -174,7 +148,7 @@ class MatrixRunner:
                 hint="free disk space there, or pick another --conda-matrix-cache-dir",
             ) from None
         if any(c.is_cuda for c in cells):
-            self._driver = cuda.detect_driver()
+            self._driver = detect_driver()
         results = [
             CellResult(
                 cell=c.id,

@@ -9,11 +9,9 @@ import contextlib
 import dataclasses
 import os
 import platform
-import shutil
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +21,14 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 
-from .. import __version__, validate
+from .. import validate
 from ..config import MatrixConfig, load_config, resolve_channel
-from ..cuda import detect_driver
 from ..envs.cache import EnvCache
 from ..envs.engines import Engine, make_engine
-from ..envs.lock import LOCK_NAME, MatrixLock, record_identity
-from ..envs.spec import EnvSpec
+from ..envs.host import run_facts
+from ..envs.layout import new_run_dir
+from ..envs.lock import LOCK_NAME, MatrixLock
+from ..envs.spec import EnvSpec, make_spec
 from ..errors import ConfigError, ExitCode, UsageError
 from ..install import InstallSettings
 from ..matrix import Cell, build_cells, select_cells, with_build_pin_notes
@@ -38,11 +37,10 @@ from ..report.live import make_reporter
 from ..report.terminal import make_console, render_run
 from ..results import CellResult, RunResult, TestResult, write_json
 from .protocol import ReportRelay
-from .runner import MatrixRunner, Reporter, RunOptions, make_spec
+from .runner import MatrixRunner, Reporter, RunOptions
 from .timings import load_timings, save_timings, timings_file
 
 CACHE_ENV_VAR = "CONDAMATRIX_CACHE_DIR"
-KEEP_RUNS = 20
 
 
 @dataclass(frozen=True)
@@ -247,7 +245,7 @@ def run_session(
     install = InstallSettings.from_config(config, options.install, root)
     if not pythonpath and (config.root / "src").is_dir() and install.mode == "none":
         pythonpath = (config.root / "src",)
-    run_dir = _new_run_dir(root)
+    run_dir = new_run_dir(root)
     timings = timings_file(root, config.root)
     jobs = options.jobs or config.jobs or min(len(cells), os.cpu_count() or 1)
     console.print(
@@ -293,7 +291,7 @@ def run_session(
         run = runner.run(cells, engine.platform)
     save_timings(timings, run)
     run.config = config.source_name
-    run.host = host_facts(engine)
+    run.host = run_facts(engine)
     if pytest_config is not None:
         pytest_config.hook.pytest_condamatrix_run_finished(config=pytest_config, run=run)
     notes = [f"logs: {run_dir}", *write_reports(run, options)]
@@ -336,10 +334,9 @@ def locked_cells(
         return {}
     locked: dict[str, tuple[str, ...]] = {}
     for cell in cells:
-        why = lock.staleness(cell.id, cell.channels, cell.specs, engine.platform)
-        records = lock.records(cell.id, engine.platform) if why is None else None
-        if records is not None:
-            locked[cell.id] = tuple(record_identity(r) for r in records)
+        identities, why = lock.identities(cell.id, cell.channels, cell.specs, engine.platform)
+        if identities is not None:
+            locked[cell.id] = identities
             continue
         message = f"{lock.path} is out of date for cell {cell.id}: {why}"
         if required:
@@ -428,37 +425,6 @@ def write_reports(run: RunResult, options: SessionOptions) -> list[str]:
     return notes
 
 
-def host_facts(engine: Engine) -> dict[str, str]:
-    facts = {
-        "platform": engine.platform,
-        "machine": platform.machine(),
-        # not platform.platform(): it runs `uname -p` and scans the interpreter for its libc
-        "system": f"{platform.system()}-{platform.release()}-{platform.machine()}",
-        "tool": f"pytest-condamatrix {__version__}",
-        "engine": engine.id,
-    }
-    for entry in engine.virtual_packages("cpu"):
-        name, _, rest = entry.partition("=")
-        if rest:
-            facts[name.lstrip("_")] = rest.split("=")[0]
-    facts["cuda_driver"] = detect_driver() or "none"
-    return facts
-
-
-def _new_run_dir(root: Path) -> Path:
-    runs = root / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    old = sorted(p for p in runs.iterdir() if p.is_dir())
-    for stale in old[:-KEEP_RUNS]:
-        # Never the folder of a run still going (it holds that run's worker and logs): a long
-        # run outlives the newest KEEP_RUNS ones when many runs share the cache.
-        if not _run_is_live(stale.name):
-            shutil.rmtree(stale, ignore_errors=True)
-    run_dir = runs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    run_dir.mkdir()
-    return run_dir
-
-
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """Make SIGTERM (docker stop, a cancelled CI job) end the run as Ctrl-C does.
@@ -479,17 +445,3 @@ def _terminate_as_interrupt() -> Iterator[None]:
     finally:
         if previous is not None:  # None: set outside Python, which we cannot put back
             signal.signal(signal.SIGTERM, previous)
-
-
-def _run_is_live(name: str) -> bool:
-    """Whether the run that made ``runs/<name>`` (``<date>-<time>-<pid>``) is still going."""
-    pid = name.rpartition("-")[2]
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True  # another user's process, or not a pid at all: leave the folder alone
-    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from .. import layout
 from ..spec import EnvSpec
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ def make_engine(name: str, cache_root: Path, *, lock: MatrixLock | None = None) 
     if name == "rattler":
         from .rattler import RattlerEngine
 
-        return RattlerEngine(cache_root / "pkgs", cache_root / "repodata", lock=lock)
+        pkgs, repodata = layout.package_cache(cache_root), layout.repodata_cache(cache_root)
+        return RattlerEngine(pkgs, repodata, lock=lock)
     from .cli_engines import CliEngine
 
     return CliEngine.find(name, lock=lock)

@@ -43,15 +43,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ... import processes as command
-from ...cuda import SolvedPackage, ensure_cpu_only
 from ...errors import EnvBuildError
-from ..cache import STAMP, python_executable
+from .. import host
+from ..cache import python_executable
+from ..cpu_only import SolvedPackage, ensure_cpu_only
 from ..pip_layer import install_pip_layer
 from ..spec import EnvSpec
+from ..stamp import STAMP
 
 if TYPE_CHECKING:
     from ..lock import MatrixLock
-    from .rattler import RattlerEngine
 
 CLI_ENGINES = ("conda", "mamba", "micromamba")
 INSTALL_HINTS = {
@@ -123,7 +124,6 @@ class CliEngine:
         version: str,
         *,
         lock: MatrixLock | None = None,
-        host: RattlerEngine | None = None,
     ) -> None:
         if name not in CLI_ENGINES:
             raise ValueError(f"unknown CLI engine {name!r}")
@@ -132,14 +132,7 @@ class CliEngine:
         self.version = version
         self.id = f"{name} {version}"
         self.lock = lock
-        if host is None:
-            from .rattler import RattlerEngine
-
-            # Only its host detection is used, so that the virtual packages in the keys
-            # are detected (and written) exactly as for the rattler engine.
-            host = RattlerEngine(Path(os.devnull), Path(os.devnull))
-        self._host = host
-        self.platform = host.platform
+        self.platform = host.conda_platform()
 
     @classmethod
     def find(cls, name: str, *, lock: MatrixLock | None = None) -> CliEngine:
@@ -147,8 +140,9 @@ class CliEngine:
         return cls(name, executable, read_version(name, executable), lock=lock)
 
     def virtual_packages(self, cuda: str) -> tuple[str, ...]:
-        # The tool detects the same facts itself; __cuda comes from CONDA_OVERRIDE_CUDA.
-        return self._host.virtual_packages(cuda)
+        # The tool detects the same facts itself; __cuda comes from CONDA_OVERRIDE_CUDA. The
+        # keys use this machine's facts as detected for the rattler engine.
+        return host.virtual_packages(cuda)
 
     # -- the command --------------------------------------------------------------------------
 

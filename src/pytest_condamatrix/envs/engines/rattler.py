@@ -9,19 +9,15 @@ from typing import Any, TypeVar
 import rattler
 from rattler import BuildString, GenericVirtualPackage, PackageName, Subdir, Version
 
-from ...cuda import SolvedPackage, ensure_cpu_only
 from ...errors import EnvBuildError
-from .. import solve_errors
+from .. import host, solve_errors
+from ..cpu_only import SolvedPackage, ensure_cpu_only
 from ..lock import MatrixLock
 from ..pip_layer import install_pip_layer
 from ..solve_errors import unmatched_specs
 from ..spec import EnvSpec
 
 T = TypeVar("T")
-
-# Virtual packages whose version decides nothing for us: leaving the version out keeps a
-# kernel update from invalidating every env.
-UNVERSIONED = {"__linux", "__osx", "__win", "__unix"}
 
 
 class RattlerEngine:
@@ -34,33 +30,14 @@ class RattlerEngine:
         self.repodata_cache = repodata_cache
         self.lock = lock
         self.id = f"rattler {rattler.__version__}"
-        self.platform = str(rattler.Subdir.current())
-        self._host: tuple[GenericVirtualPackage, ...] | None = None
+        self.platform = host.conda_platform()
         self._gateway: rattler.Gateway | None = None
 
-    def _host_packages(self) -> tuple[GenericVirtualPackage, ...]:
-        if self._host is None:
-            # from_env() honours CONDA_OVERRIDE_GLIBC/ARCHSPEC/... as conda does.
-            detected = rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env())
-            self._host = tuple(
-                vp.into_generic()
-                for vp in detected
-                if vp.into_generic().name.normalized != "__cuda"
-            )
-        return self._host
-
     def virtual_packages(self, cuda: str) -> tuple[str, ...]:
-        out = []
-        for vp in self._host_packages():
-            name = vp.name.normalized
-            out.append(name if name in UNVERSIONED else f"{name}={vp.version}={vp.build_string}")
-        if cuda != "cpu":
-            # Solve CUDA cells as if a driver for their variant were present: solving needs no GPU.
-            out.append(f"__cuda={cuda}=0")
-        return tuple(sorted(out))
+        return host.virtual_packages(cuda)
 
     def _solve_packages(self, spec: EnvSpec) -> list[GenericVirtualPackage]:
-        by_name = {vp.name.normalized: vp for vp in self._host_packages()}
+        by_name = {vp.name.normalized: vp for vp in host.detected_packages()}
         out = []
         for entry in spec.virtual_packages:
             name, _, rest = entry.partition("=")
