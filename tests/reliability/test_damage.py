@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_writes_into_its_env():
 """
 
 
-def python_record(prefix: Path) -> dict[str, dict[str, object]]:
+def python_record(prefix: Path) -> dict[str, dict[str, Any]]:
     (record,) = (prefix / "conda-meta").glob("python-3*.json")
     data = json.loads(record.read_text())
     return {e["_path"]: e for e in data["paths_data"]["paths"]} | {"": {"dir": data["link"]}}
@@ -55,8 +56,8 @@ def test_a_damaged_file_is_found_and_the_package_cache_repaired(
     prefix = Path(next(iter(first.cells().values()))["env_prefix"])
     interpreter = (prefix / "bin" / "python").resolve()
     rel = str(interpreter.relative_to(prefix))
-    size = int(python_record(prefix)[rel]["size_in_bytes"])  # type: ignore[call-overload]
-    cached = cache / "pkgs" / Path(str(python_record(prefix)[""]["dir"]["source"])).name / rel  # type: ignore[index]
+    size = int(python_record(prefix)[rel]["size_in_bytes"])
+    cached = cache / "pkgs" / Path(str(python_record(prefix)[""]["dir"]["source"])).name / rel
     assert cached.samefile(interpreter)  # a hard link: one file for both
 
     cases = 0
