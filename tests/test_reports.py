@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import cast
 from xml.etree import ElementTree
 
 import pytest
@@ -29,7 +30,12 @@ PYTHONS = ("3.9", "3.11", "3.12")
 CUDAS = ("cpu", "11.8", "12.1")
 
 
-def make_run(failing: dict[str, set[str]], *, pythons=PYTHONS, cudas=CUDAS) -> RunResult:  # type: ignore[no-untyped-def]
+def make_run(
+    failing: dict[str, set[str]],
+    *,
+    pythons: tuple[str, ...] = PYTHONS,
+    cudas: tuple[str, ...] = CUDAS,
+) -> RunResult:
     """A run where test ``t::name`` fails exactly in the cells listed for it."""
     cells = []
     for python in pythons:
@@ -268,7 +274,7 @@ def test_live_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     colourless = Console(file=io.StringIO(), width=100, force_terminal=True)
     assert wants_live(colourless)
     colourless.print("[red]x[/]")
-    assert "\x1b[31m" not in colourless.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[31m" not in cast(io.StringIO, colourless.file).getvalue()
     plain = Console(file=io.StringIO(), width=100, force_terminal=False)
     monkeypatch.delenv("NO_COLOR")
     assert not wants_live(plain)
