@@ -41,7 +41,7 @@ def test_cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("pytest-condamatrix", appauthor=False)) / "tests"
 
 
-test_cache_root.__test__ = False  # type: ignore[attr-defined]
+test_cache_root.__test__ = False  # type: ignore[attr-defined]  # pytest's opt-out, unknown to a function's type
 
 
 @pytest.fixture(scope="session")
