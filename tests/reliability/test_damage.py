@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
+from conftest import MakeProject
 from pytest_condamatrix.envs.cache import STAMP, EnvCache
 from pytest_condamatrix.envs.spec import EnvSpec
 
 from .conftest import Figures
-from .helpers import MakeProject, env_problems, run_matrix
+from .helpers import env_problems, run_matrix
 from .test_corruption import fake_builder
 
 # A test that writes into an installed module, as a careless test may: through the hard link,

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from filelock import ReadWriteLock
 
+from conftest import MakeProject
+
 from .conftest import Figures, Scale
 from .helpers import (
-    MakeProject,
     assert_no_traceback,
     build_started,
     env_problems,
