@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import RunMatrix
+from conftest import MakeProject, RunMatrix
 from pytest_condamatrix import cuda
 from pytest_condamatrix.cuda import (
     SolvedPackage,
@@ -20,8 +19,6 @@ from pytest_condamatrix.cuda import (
     is_cuda_package,
 )
 from pytest_condamatrix.envs.engines.rattler import RattlerEngine
-
-MakeProject = Callable[..., Path]
 
 
 @pytest.mark.parametrize(
