@@ -75,7 +75,7 @@ def main() -> None:
     spec = importlib.util.spec_from_file_location("_condamatrix_worker", worker_path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot load {worker_path}")
-    worker = importlib.util.module_from_spec(spec)
+    worker: Any = importlib.util.module_from_spec(spec)  # its globals are set below
     spec.loader.exec_module(worker)
     # pytest's builtin plugins (reports' serialisation, the test status of each report), as
     # in a cell: once without the worker (what pytest does anyway), once with it, its stream
@@ -87,7 +87,8 @@ def main() -> None:
     worker._config = config
     worker._all_reports = (sys.argv[4] if len(sys.argv) > 4 else "short") == "all"
     worker._stream = open(results, "a", encoding="utf-8")  # noqa: SIM115, PTH123
-    worker._stats = stats = {}
+    stats: dict[str, list[Any]] = {}
+    worker._stats = stats
     cpu, wall = dispatch(config, reports(tests), stats)
     worker._stream.close()
     print(
