@@ -17,9 +17,8 @@ import shutil
 import stat
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -73,7 +72,11 @@ for name, version, build, files, depends in packages:
 print("done")
 '''
 
-MakeTool = Callable[..., Path]
+
+class MakeTool(Protocol):
+    """The :func:`fake_tool` fixture: writes a fake conda-like tool, returns its path."""
+
+    def __call__(self, name: str = ..., version: str = ...) -> Path: ...
 
 
 @pytest.fixture
