@@ -18,7 +18,7 @@ import importlib.util
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from _pytest.config import get_config
@@ -33,7 +33,7 @@ def reports(tests: int) -> list[list[pytest.TestReport]]:
                 keywords={f"test_{i}": 1, f"test_m{i // 100:04d}.py": 1, "tests": 1},
                 outcome="passed",
                 longrepr=None,
-                when=when,  # type: ignore[arg-type]
+                when=when,
                 duration=0.000123,
             )
             for when in WHEN
@@ -102,7 +102,7 @@ def main() -> None:
     )
 
 
-WHEN = ("setup", "call", "teardown")
+WHEN: tuple[Literal["setup", "call", "teardown"], ...] = ("setup", "call", "teardown")
 
 if __name__ == "__main__":
     main()
