@@ -16,7 +16,7 @@ import pytest
 from conftest import MakeProject
 from pytest_condamatrix.cli.cell_shell import activate, find_cell, split_command
 from pytest_condamatrix.errors import ExitCode, UsageError
-from pytest_condamatrix.matrix import Cell
+from pytest_condamatrix.matrix import Cell, parse_cell_id
 
 CLI = [sys.executable, "-m", "pytest_condamatrix.cli.main"]
 
@@ -31,8 +31,9 @@ def test_split_command_keeps_the_commands_options_its_own() -> None:
 
 
 def _cell(cell_id: str) -> Cell:
-    python, cuda = cell_id.removeprefix("py").split("-")
-    return Cell(python=python, cuda="cpu" if cuda == "cpu" else cuda.removeprefix("cu"))
+    axes = parse_cell_id(cell_id)
+    assert axes is not None, cell_id
+    return Cell(python=axes[0], cuda=axes[1])
 
 
 def test_find_cell_by_id_or_a_glob_of_one() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_condamatrix.config import parse_config
 from pytest_condamatrix.errors import UsageError
-from pytest_condamatrix.matrix import build_cells, cell_id, select_cells
+from pytest_condamatrix.matrix import build_cells, cell_id, parse_cell_id, select_cells
 
 
 def cells_of(raw: dict[str, object], tmp_path: Path) -> list[str]:
@@ -19,6 +19,13 @@ def cells_of(raw: dict[str, object], tmp_path: Path) -> list[str]:
 def test_ids_are_readable_and_stable() -> None:
     assert cell_id("3.12", "cpu") == "py3.12-cpu"
     assert cell_id("3.11", "12.1") == "py3.11-cu12.1"
+
+
+def test_ids_parse_back_to_their_axes() -> None:
+    for python, cuda in (("3.12", "cpu"), ("3.11", "12.1"), ("3.9.18", "11.8.0")):
+        assert parse_cell_id(cell_id(python, cuda)) == (python, cuda)
+    for bad in ("py3.12", "3.12-cpu", "py3.12-gpu", "py3.12-cu", "py2.7-cpu"):
+        assert parse_cell_id(bad) is None, bad
 
 
 def test_product_in_python_major_order(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from rich.console import Console
 
 from pytest_condamatrix.errors import ExitCode, ResultsError
+from pytest_condamatrix.matrix import cell_id
 from pytest_condamatrix.report.differential import differences
 from pytest_condamatrix.report.failures import group_failures
 from pytest_condamatrix.report.junit import split_nodeid, write_junit
@@ -40,10 +41,10 @@ def make_run(
     cells = []
     for python in pythons:
         for cuda in cudas:
-            cell_id = f"py{python}-{'cpu' if cuda == 'cpu' else 'cu' + cuda}"
+            cell = cell_id(python, cuda)
             tests = [TestResult(nodeid="t.py::test_ok", outcome="passed", duration=0.01)]
             for name, where in failing.items():
-                bad = cell_id in where
+                bad = cell in where
                 tests.append(
                     TestResult(
                         nodeid=f"t.py::{name}",
@@ -54,10 +55,10 @@ def make_run(
                         else "",
                     )
                 )
-            status = "failed" if any(cell_id in w for w in failing.values()) else "passed"
+            status = "failed" if any(cell in w for w in failing.values()) else "passed"
             cells.append(
                 CellResult(
-                    cell=cell_id,
+                    cell=cell,
                     python=python,
                     cuda=cuda,
                     status=status,
@@ -352,6 +353,27 @@ def test_json_follows_the_published_schema() -> None:
     bad["cells"][0]["status"] = "exploded"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
+
+
+def test_the_schema_the_dataclasses_and_the_enums_say_the_same() -> None:
+    """One description of a results file: the JSON schema's statuses are the enums', its
+    fields are the dataclasses' (which from_json reads and merge checks), and every status
+    has a style in the terminal and an icon in Markdown."""
+    import pytest_condamatrix
+    from pytest_condamatrix.ci.merge import CELL_FIELDS, TEST_FIELDS
+    from pytest_condamatrix.report.markdown import ICONS
+    from pytest_condamatrix.report.terminal import STATUS_STYLE
+    from pytest_condamatrix.results import CellStatus, EnvState
+
+    schema_path = Path(pytest_condamatrix.__file__).parent / "schemas" / "results-v2.schema.json"
+    schema = json.loads(schema_path.read_text())
+    cell_schema = schema["$defs"]["cell"]
+    assert cell_schema["properties"]["status"]["enum"] == [s.value for s in CellStatus]
+    assert cell_schema["properties"]["env_status"]["enum"] == [s.value for s in EnvState]
+    assert set(CELL_FIELDS) <= set(cell_schema["properties"])
+    test_schema = cell_schema["properties"]["tests"]["items"]
+    assert set(TEST_FIELDS) <= set(test_schema["properties"])
+    assert set(STATUS_STYLE) == set(CellStatus) and set(ICONS) == set(CellStatus)
 
 
 def test_markdown_escapes_every_value_and_stays_under_githubs_limit() -> None:

@@ -14,6 +14,8 @@ from .config.envfile_checks import build_pin_note
 from .errors import ConfigError, UsageError
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+#: an id as :func:`cell_id` writes it
+CELL_ID = re.compile(r"^py(?P<python>3\.\d+(?:\.\d+)?)-(?:cpu|cu(?P<cuda>\d+(?:\.\d+){0,2}))$")
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,22 @@ class Cell:
 
 def cell_id(python: str, cuda: str) -> str:
     """Readable, stable, file-name-safe id such as ``py3.12-cpu`` or ``py3.11-cu12.1``."""
-    variant = "cpu" if cuda == "cpu" else f"cu{cuda}"
-    return f"py{python}-{variant}"
+    return f"{axis_label('python', python)}-{axis_label('cuda', cuda)}"
+
+
+def axis_label(axis: str, value: str) -> str:
+    """One axis value as the cell ids write it: ``py3.12``, ``cpu`` or ``cu12.1``."""
+    if axis == "python":
+        return f"py{value}"
+    return "cpu" if value == "cpu" else f"cu{value}"
+
+
+def parse_cell_id(cell: str) -> tuple[str, str] | None:
+    """The (python, cuda) of an id as :func:`cell_id` writes it; None for anything else."""
+    match = CELL_ID.match(cell)
+    if match is None:
+        return None
+    return match.group("python"), match.group("cuda") or "cpu"
 
 
 def cuda_specs(config: MatrixConfig, cuda: str) -> tuple[tuple[str, ...], tuple[str, ...]]:

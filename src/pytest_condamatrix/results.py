@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +18,84 @@ SCHEMA = "pytest-condamatrix/results"
 #: (``pytest_report_teststatus``: subtests, rerun, plugins' own), not a fixed list
 SCHEMA_VERSION = 2
 
-#: pytest's own order of categories in its summary line; others follow in order of appearance
-KNOWN_TYPES = (
-    "failed",
-    "passed",
-    "skipped",
-    "deselected",
-    "xfailed",
-    "xpassed",
-    "warnings",
-    "error",
-    "subtests passed",
-    "subtests failed",
-    "subtests skipped",
-)
-#: the categories of a failure (pytest names a failed subtest "failed" too)
-FAILING = ("failed", "error")
+
+class _Word(str, Enum):
+    """A word of the results file: equal to, printed and written to JSON as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class CellStatus(_Word):
+    """How a cell ended; the JSON schema's ``status`` enum, styles and icons derive from it."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    NO_TESTS = "no-tests"
+    ENV_ERROR = "env-error"
+    CRASHED = "crashed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+    NOT_RUN = "not-run"
+    PENDING = "pending"
+    RUNNING = "running"
+
+    @property
+    def bad(self) -> bool:
+        """The cell's tests did not all pass (or it never got to run them)."""
+        return self in BAD_STATUSES
+
+
 #: cell statuses that mean the cell's tests did not all pass
-BAD_STATUSES = ("failed", "env-error", "crashed", "timeout", "error", "interrupted")
+BAD_STATUSES = frozenset(
+    {
+        CellStatus.FAILED,
+        CellStatus.ENV_ERROR,
+        CellStatus.CRASHED,
+        CellStatus.TIMEOUT,
+        CellStatus.ERROR,
+        CellStatus.INTERRUPTED,
+    }
+)
+
+
+class EnvState(_Word):
+    """What became of a cell's env: built now, reused from the cache, or failed to build."""
+
+    BUILT = "built"
+    REUSED = "reused"
+    FAILED = "failed"
+    NONE = ""  # not got that far (a cell not run, a merged file's missing cell)
+
+
+class Category(_Word):
+    """The categories pytest itself files reports under, in the order of its summary line.
+
+    A test's outcome is the category the cell's own pytest gave it: one of these or any other
+    a plugin defines (``rerun``...), so outcomes stay plain strings compared with these.
+    """
+
+    FAILED = "failed"
+    PASSED = "passed"
+    SKIPPED = "skipped"
+    DESELECTED = "deselected"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+    WARNINGS = "warnings"
+    ERROR = "error"
+    SUBTESTS_PASSED = "subtests passed"
+    SUBTESTS_FAILED = "subtests failed"
+    SUBTESTS_SKIPPED = "subtests skipped"
+
+
+#: pytest's own order of categories in its summary line; others follow in order of appearance
+KNOWN_TYPES: tuple[str, ...] = tuple(c.value for c in Category)
+#: the categories of a failure (pytest names a failed subtest "failed" too)
+FAILING = (Category.FAILED.value, Category.ERROR.value)
 
 
 @dataclass
@@ -57,9 +118,9 @@ class CellResult:
     cell: str
     python: str
     cuda: str
-    status: str = "pending"  # passed, failed, no-tests, env-error, crashed, timeout, error, ...
+    status: CellStatus = CellStatus.PENDING
     message: str = ""  # why the status is what it is, when that needs saying
-    env_status: str = ""  # built, reused, failed
+    env_status: EnvState = EnvState.NONE
     env_reason: str = ""
     env_key: str = ""
     env_prefix: str = ""
@@ -117,6 +178,34 @@ class RunResult:
         return ordered_counts(total)
 
 
+#: the JSON types a results file may hold for each annotation of the dataclasses above
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "CellStatus": (str,),
+    "EnvState": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "None": (type(None),),
+    "dict": (dict,),
+    "list": (list,),
+}
+
+
+def json_field_types(cls: type[CellResult] | type[TestResult]) -> dict[str, tuple[type, ...]]:
+    """Field -> the JSON types its value may have in a results file, from the dataclass.
+
+    The dataclasses are the one description of a results file: ``from_json`` reads their
+    fields, merge checks their types with this, and a test holds the JSON schema to them.
+    """
+    found: dict[str, tuple[type, ...]] = {}
+    for name, spec in cls.__dataclass_fields__.items():
+        types: list[type] = []
+        for part in str(spec.type).split("|"):
+            types.extend(_JSON_TYPES[part.strip().split("[")[0]])
+        found[name] = tuple(types)
+    return found
+
+
 def ordered_counts(counts: Mapping[str, int]) -> dict[str, int]:
     """The non-zero counts in pytest's order: its known categories, then the others."""
     order = [*KNOWN_TYPES, *(k for k in counts if k not in KNOWN_TYPES)]
@@ -145,7 +234,7 @@ def aggregate_exit_code(cells: list[CellResult], *, interrupted: bool = False) -
     """
     if interrupted:
         return ExitCode.INTERRUPTED
-    ran = [c for c in cells if c.status != "not-run"]
+    ran = [c for c in cells if c.status != CellStatus.NOT_RUN]
     codes = {c.exit_code for c in ran}
     if ran and len(codes) == 1 and all(not c.tests for c in ran):
         (code,) = codes
@@ -153,7 +242,7 @@ def aggregate_exit_code(cells: list[CellResult], *, interrupted: bool = False) -
             return ExitCode(code)
     if any(c.status in BAD_STATUSES for c in cells):
         return ExitCode.TESTS_FAILED
-    if ran and all(c.status == "no-tests" for c in ran):
+    if ran and all(c.status == CellStatus.NO_TESTS for c in ran):
         return ExitCode.NO_TESTS_COLLECTED
     return ExitCode.OK
 
@@ -197,6 +286,8 @@ def from_json(data: Any, *, source: str = "results") -> RunResult:
         cells = []
         for raw in data["cells"]:
             fields = {k: v for k, v in raw.items() if k in CellResult.__dataclass_fields__}
+            fields["status"] = CellStatus(raw["status"])
+            fields["env_status"] = EnvState(raw.get("env_status", ""))
             fields["tests"] = [
                 TestResult(**{k: v for k, v in t.items() if k in TestResult.__dataclass_fields__})
                 for t in raw.get("tests", [])

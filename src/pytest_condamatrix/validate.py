@@ -17,25 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ResultsError, UsageError
+from .results import CellStatus
 
 #: the most cells run at once (and GPU slots); more would only allocate threads and pipes
 MAX_JOBS = 1024
 #: how deep a results file may nest (ours nest 4 levels; json's parser recurses per level)
 MAX_JSON_DEPTH = 32
 #: every status a cell of a results file may have; anything else is not ours
-CELL_STATUSES = (
-    "passed",
-    "failed",
-    "no-tests",
-    "env-error",
-    "crashed",
-    "timeout",
-    "error",
-    "interrupted",
-    "not-run",
-    "pending",
-    "running",
-)
+CELL_STATUSES = tuple(s.value for s in CellStatus)
 _WHOLE = re.compile(r"[0-9]{1,7}")  # ASCII digits: int() also takes full-width ones and "1_0"
 
 

@@ -19,57 +19,31 @@ from typing import Any
 
 from .. import validate
 from ..errors import ResultsError, UsageError
-from ..matrix import SAFE_ID
+from ..matrix import SAFE_ID, parse_cell_id
 from ..report.terminal import make_console, render_run
-from ..results import SCHEMA, SCHEMA_VERSION, CellResult, RunResult, from_json
+from ..results import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    CellResult,
+    CellStatus,
+    RunResult,
+    TestResult,
+    from_json,
+    json_field_types,
+)
 from ..run.session import SessionOptions, write_reports
 
-#: an id as :func:`pytest_condamatrix.matrix.cell_id` writes it
-CELL_ID = re.compile(r"^py(?P<python>3\.\d+(?:\.\d+)?)-(?:cpu|cu(?P<cuda>\d+(?:\.\d+){0,2}))$")
 MAX_FILE_BYTES = 256 * 1024 * 1024
 MISSING_MESSAGE = (
     "no results file: the job of this cell ended before writing one (a setup step failed, "
     "or it was cancelled); see that job's log"
 )
 
-_STR = (str,)
-_NUM = (int, float)
-CELL_FIELDS: dict[str, tuple[type, ...]] = {
-    "cell": _STR,
-    "python": _STR,
-    "cuda": _STR,
-    "status": _STR,
-    "message": _STR,
-    "env_status": _STR,
-    "env_reason": _STR,
-    "env_key": _STR,
-    "env_prefix": _STR,
-    "interpreter": _STR,
-    "log": _STR,
-    "build_seconds": _NUM,
-    "test_seconds": _NUM,
-    "exit_code": (int, type(None)),
-    "collected": (int, type(None)),
-    "pytest_version": _STR,
-    "deselected": (int,),
-    "warnings": (int,),
-    "summary": (dict, type(None)),
-    "collected_ids": (list, type(None)),
-    "packages": (list,),
-    "tests": (list,),
-}
+CELL_FIELDS = json_field_types(CellResult)
 REQUIRED_CELL_FIELDS = ("cell", "python", "cuda", "status")
-STR_CELL_FIELDS = tuple(name for name, types in CELL_FIELDS.items() if types == _STR)
-TEST_FIELDS: dict[str, tuple[type, ...]] = {
-    "nodeid": _STR,
-    "outcome": _STR,
-    "duration": _NUM,
-    "when": _STR,
-    "message": _STR,
-    "longrepr": _STR,
-    "subtest": _STR,
-}
-STR_TEST_FIELDS = tuple(name for name, types in TEST_FIELDS.items() if types == _STR)
+STR_CELL_FIELDS = tuple(name for name, types in CELL_FIELDS.items() if types == (str,))
+TEST_FIELDS = json_field_types(TestResult)
+STR_TEST_FIELDS = tuple(name for name, types in TEST_FIELDS.items() if types == (str,))
 #: C0 controls but tab and newline, DEL and C1 controls: a file could move the cursor,
 #: retitle the terminal or hide lines of the log with them
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -184,14 +158,16 @@ def _cell_order(cell: CellResult) -> tuple[tuple[int, ...], tuple[int, ...], str
 
 
 def missing_cell(cell: str) -> CellResult:
-    match = CELL_ID.match(cell)
-    if match is None:
+    axes = parse_cell_id(cell)
+    if axes is None:
         raise UsageError(
             f"--expect {cell!r} is not a cell id",
             hint="cell ids look like py3.12-cpu or py3.11-cu12.1 (see `condamatrix list`)",
         )
-    python, cuda = match.group("python"), match.group("cuda") or "cpu"
-    return CellResult(cell=cell, python=python, cuda=cuda, status="error", message=MISSING_MESSAGE)
+    python, cuda = axes
+    return CellResult(
+        cell=cell, python=python, cuda=cuda, status=CellStatus.ERROR, message=MISSING_MESSAGE
+    )
 
 
 def merge_shards(shards: Sequence[Shard], expect: Sequence[str] = ()) -> RunResult:

@@ -37,6 +37,7 @@ from ..envs.engines import make_engine
 from ..errors import CondaMatrixError, ExitCode, UsageError
 from ..matrix import Cell
 from ..report.terminal import ProgressPrinter, make_console
+from ..results import EnvState
 from ..run.cellenv import cell_variables
 from ..run.runner import WORKER_MODULE
 from ..run.session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
@@ -152,7 +153,7 @@ def cell_env(options: SessionOptions, wanted: str) -> Iterator[CellEnv]:
     with cache.use(
         spec, engine.build, on_phase=lambda phase: progress.cell_phase(cell.id, phase)
     ) as status:
-        how = "reused" if status.status == "reused" else f"built ({status.reason or 'new'})"
+        how = "reused" if status.status is EnvState.REUSED else f"built ({status.reason or 'new'})"
         console.print(Text(f"[{cell.id}] env {how}: {status.prefix}"))
         gpu = cuda.decide(cell.cuda, cuda.detect_driver() if cell.is_cuda else None, "cpu-tests")
         if cell.is_cuda and not gpu.gpu:

@@ -40,6 +40,7 @@ from filelock import ReadWriteLock, Timeout
 
 from .. import __version__, atomic
 from ..errors import CacheError, EnvBuildError
+from ..results import EnvState
 from . import inuse, trust, verify
 from . import stamp as stamps
 from .history import ProjectHistory
@@ -72,7 +73,7 @@ class EnvStatus:
 
     prefix: Path
     key: str
-    status: str  # "reused" or "built"
+    status: EnvState
     reason: str  # why it was (re)built; empty when reused
     packages: tuple[str, ...]
     seconds: float
@@ -197,7 +198,7 @@ class EnvCache:
                         yield built or EnvStatus(
                             prefix=self.prefix_for(spec),
                             key=spec.key,
-                            status="reused",
+                            status=EnvState.REUSED,
                             reason="",
                             packages=tuple(stamp.get("packages", ())),
                             seconds=0.0,
@@ -354,7 +355,7 @@ class EnvCache:
         return EnvStatus(
             prefix=final,
             key=spec.key,
-            status="built",
+            status=EnvState.BUILT,
             reason=reason,
             packages=tuple(packages),
             seconds=time.monotonic() - start,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..matrix import axis_label
 from ..results import FAILING, CellResult
 
 #: package differences shown per test, the first that tell failing from passing cells
@@ -25,12 +26,6 @@ class Difference:
     description: str  # e.g. "fails only on py3.9"
     #: what differs between the failing and the passing cells: "numpy 1.24.4 -> 1.26.4"
     context: tuple[str, ...] = ()
-
-
-def axis_label(axis: str, value: str) -> str:
-    if axis == "python":
-        return f"py{value}"
-    return "cpu" if value == "cpu" else f"cu{value}"
 
 
 def test_outcomes(cells: Sequence[CellResult]) -> dict[str, dict[str, str]]:

@@ -18,7 +18,10 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from .. import atomic
-from ..results import CellResult, RunResult
+from ..results import Category, CellResult, CellStatus, RunResult
+
+#: statuses of a cell that ran no test case and is not broken
+OK_WITHOUT_TESTS = (CellStatus.PASSED, CellStatus.NO_TESTS, CellStatus.NOT_RUN)
 
 # XML 1.0 forbids most control characters; test output can contain any of them.
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -46,10 +49,10 @@ def classname_in_cell(cell: str, nodeid: str) -> tuple[str, str]:
 def _suite(cell: CellResult, hostname: str) -> ET.Element:
     # the suite's counts are those of its testcases (deselected tests or warnings have none)
     outcomes = [t.outcome for t in cell.tests]
-    failures = outcomes.count("failed")
-    errors = outcomes.count("error")
-    skipped = outcomes.count("skipped") + outcomes.count("xfailed")
-    no_tests_but_broken = not cell.tests and cell.status not in ("passed", "no-tests", "not-run")
+    failures = outcomes.count(Category.FAILED)
+    errors = outcomes.count(Category.ERROR)
+    skipped = outcomes.count(Category.SKIPPED) + outcomes.count(Category.XFAILED)
+    no_tests_but_broken = not cell.tests and cell.status not in OK_WITHOUT_TESTS
     if no_tests_but_broken:
         errors += 1
     suite = ET.Element(
@@ -80,10 +83,10 @@ def _suite(cell: CellResult, hostname: str) -> ET.Element:
             "testcase",
             {"classname": _clean(classname), "name": _clean(name), "time": f"{test.duration:.3f}"},
         )
-        if test.outcome == "failed":
+        if test.outcome == Category.FAILED:
             element = ET.SubElement(case, "failure", {"message": _clean(test.message)})
             element.text = _clean(test.longrepr)
-        elif test.outcome == "error":
+        elif test.outcome == Category.ERROR:
             element = ET.SubElement(
                 case, "error", {"message": _clean(test.message or f"error in {test.when}")}
             )

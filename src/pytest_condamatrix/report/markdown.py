@@ -6,20 +6,23 @@ import re
 from pathlib import Path
 
 from .. import atomic
-from ..results import CellResult, RunResult, count_text
-from .differential import axis_label, differences
+from ..matrix import axis_label
+from ..results import CellResult, CellStatus, RunResult, count_text
+from .differential import differences
 from .failures import FailureGroup, group_failures
 
 ICONS = {
-    "passed": "✅",
-    "failed": "❌",
-    "env-error": "💥",
-    "crashed": "💥",
-    "timeout": "⏱️",
-    "error": "💥",
-    "interrupted": "⚠️",
-    "no-tests": "⚪",
-    "not-run": "⏭️",
+    CellStatus.PASSED: "✅",
+    CellStatus.FAILED: "❌",
+    CellStatus.ENV_ERROR: "💥",
+    CellStatus.CRASHED: "💥",
+    CellStatus.TIMEOUT: "⏱️",
+    CellStatus.ERROR: "💥",
+    CellStatus.INTERRUPTED: "⚠️",
+    CellStatus.NO_TESTS: "⚪",
+    CellStatus.NOT_RUN: "⏭️",
+    CellStatus.PENDING: "⏳",
+    CellStatus.RUNNING: "⏳",
 }
 MAX_FAILURE_CHARS = 4000
 #: GitHub refuses a step summary over 1 MiB: failures past this many bytes are left out
@@ -85,7 +88,7 @@ def to_markdown(run: RunResult) -> str:
         "|---|---|---|---|",
     ]
     for cell in run.cells:
-        env = cell.env_status + (f" ({cell.env_reason})" if cell.env_reason else "")
+        env = str(cell.env_status) + (f" ({cell.env_reason})" if cell.env_reason else "")
         lines.append(
             f"| {_code(cell.cell)} | {_escape(env or '-')} | {_cell_summary(cell)} "
             f"| {cell.duration:.1f}s |"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..results import CellResult
+from ..results import CellResult, CellStatus
 
 #: -r character -> (category, the word pytest's short summary gives it)
 REPORT_CHARS = {
@@ -69,7 +69,7 @@ def _first_line(text: str) -> str:
 
 
 def _cells(where: Sequence[str], cells: Sequence[CellResult]) -> str:
-    ran = [c for c in cells if c.status not in ("not-run", "env-error")]
+    ran = [c for c in cells if c.status not in (CellStatus.NOT_RUN, CellStatus.ENV_ERROR)]
     if len(where) == len(ran) and len(ran) > 1:
         return "all cells"
     return ", ".join(where)

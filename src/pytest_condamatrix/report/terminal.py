@@ -17,22 +17,30 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..results import FAILING, CellResult, RunResult, TestResult, count_text
-from .differential import axis_label, differences
+from ..matrix import axis_label
+from ..results import (
+    FAILING,
+    Category,
+    CellResult,
+    CellStatus,
+    EnvState,
+    RunResult,
+    TestResult,
+    count_text,
+)
+from .differential import differences
 from .failures import group_failures, group_messages
 from .summary import collected_listing, short_summary
 
 PLAIN_WIDTH = 120
+#: how each status shows: bad ones red (but an interruption), the rest yellow, passed green
 STATUS_STYLE = {
-    "passed": "green",
-    "failed": "red",
-    "env-error": "red",
-    "crashed": "red",
-    "timeout": "red",
-    "error": "red",
-    "interrupted": "yellow",
-    "no-tests": "yellow",
-    "not-run": "yellow",
+    status: "green"
+    if status is CellStatus.PASSED
+    else "red"
+    if status.bad and status is not CellStatus.INTERRUPTED
+    else "yellow"
+    for status in CellStatus
 }
 
 # Phases too brief or too frequent for a line of their own in plain output.
@@ -137,26 +145,34 @@ class ProgressPrinter:
         counts = count_text(result.counts())
         summary = f"{result.status}" + (f" ({counts})" if counts else "")
         summary += f" in {format_seconds(result.duration)}"
-        if result.message and result.status not in ("passed", "not-run"):
+        if result.message and result.status not in (CellStatus.PASSED, CellStatus.NOT_RUN):
             summary += " - " + result.message.partition("\n")[0]  # the whole note follows
         self._line(result.cell, summary, STATUS_STYLE.get(result.status, ""))
 
 
 def _outcome_style(outcome: str) -> str:
-    return {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}.get(
-        outcome, ""
-    )
+    return OUTCOME_STYLE.get(outcome, "")
+
+
+OUTCOME_STYLE: dict[str, str] = {
+    Category.PASSED: "green",
+    Category.FAILED: "red",
+    Category.ERROR: "red",
+    Category.SKIPPED: "yellow",
+}
 
 
 def env_text(cell: CellResult) -> str:
     """``built (why)``, or ``reused`` with what else was done (the project's wheel rebuilt)."""
-    if cell.env_status in ("built", "reused") and cell.env_reason:
+    if cell.env_status in (EnvState.BUILT, EnvState.REUSED) and cell.env_reason:
         return f"{cell.env_status} ({cell.env_reason})"
-    return cell.env_status or "-"
+    return str(cell.env_status) or "-"
 
 
 #: the columns every table shows, in pytest's order; other categories get a column when seen
-BASE_COLUMNS = ("passed", "failed", "skipped", "error")
+BASE_COLUMNS = tuple(
+    c.value for c in (Category.PASSED, Category.FAILED, Category.SKIPPED, Category.ERROR)
+)
 
 
 def count_columns(run: RunResult) -> list[str]:
@@ -273,7 +289,7 @@ def render_run(
         console.print(Text(f"{', '.join(cells)}: ", style="bold") + Text(message, style="yellow"))
     for note in notes:
         console.print(Text(note, style="dim"))
-    if run.cells and all(c.status == "not-run" for c in run.cells):
+    if run.cells and all(c.status == CellStatus.NOT_RUN for c in run.cells):
         console.print(
             Text(
                 "warning: no cell ran here: every cell was skipped by the CUDA policy",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..results import CellResult
+from ..results import CellResult, CellStatus
 
 #: lines of output kept when nothing more telling is found
 TAIL_LINES = 8
@@ -37,47 +37,47 @@ def classify(
     code = result.exit_code
     finished = result.summary is not None
     if timed_out:
-        result.status = "timeout"
+        result.status = CellStatus.TIMEOUT
         result.message = f"killed after the {timeout:g} s timeout"
     elif interrupted:
-        result.status = "interrupted"
+        result.status = CellStatus.INTERRUPTED
         result.message = "interrupted"
     elif code in (3, 4) and not finished and not result.tests and result.collected is None:
         # pytest's own error before any test (a UsageError in a conftest's configure, an
         # internal error): its words are in the output
         why = cause(log)
         meaning = "usage error" if code == 4 else "internal error"
-        result.status = "error"
+        result.status = CellStatus.ERROR
         result.message = f"pytest ended with {meaning}" + (f": {why}" if why else "")
     elif code is not None and code >= 0 and result.interpreter and not finished:
         # The worker started but pytest never finished its session: os._exit() or the
         # like. Its exit code (even 0, 1 or 3) then says nothing about the tests.
-        result.status = "crashed"
+        result.status = CellStatus.CRASHED
         result.message = (
             f"pytest ended abruptly with exit code {code} before finishing its session "
             "(os._exit() or a crash in a test?)" + _indent(cause(log))
         )
     elif code == 0:
-        result.status = "passed"
+        result.status = CellStatus.PASSED
     elif code == 1 and not result.interpreter:
         # the worker never started: the interpreter or pytest itself failed (no pytest?)
-        result.status = "error"
+        result.status = CellStatus.ERROR
         result.message = cause(log) or "pytest did not start (exit code 1)"
     elif code == 1:
-        result.status = "failed"
+        result.status = CellStatus.FAILED
         if not result.tests and not result.counts():
             result.message = cause(log)
     elif code == 5:
-        result.status = "no-tests"
+        result.status = CellStatus.NO_TESTS
         result.message = "no tests collected"
     elif code is not None and code < 0:
-        result.status = "crashed"
+        result.status = CellStatus.CRASHED
         result.message = f"pytest was killed by signal {-code}" + _indent(cause(log))
     else:
         meaning = {2: "interrupted", 3: "internal error", 4: "usage error"}.get(
             code if code is not None else -1, f"exit code {code}"
         )
-        result.status = "error" if code in (2, 3, 4) else "crashed"
+        result.status = CellStatus.ERROR if code in (2, 3, 4) else CellStatus.CRASHED
         why = cause(log)
         result.message = f"pytest ended with {meaning}" + (f": {why}" if why else "")
 

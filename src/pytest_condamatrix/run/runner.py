@@ -42,7 +42,7 @@ from ..errors import CacheError, CondaMatrixError
 from ..install import InstallSettings, Overlay, prepare_install
 from ..matrix import Cell
 from ..options import FLAG_OPTIONS, VALUE_OPTIONS, strip_addopts
-from ..results import CellResult, RunResult, TestResult, ordered_counts
+from ..results import CellResult, CellStatus, EnvState, RunResult, TestResult, ordered_counts
 from .cellenv import cell_variables
 from .outcome import classify
 from .protocol import ReportRelay, StreamTail
@@ -203,8 +203,8 @@ class MatrixRunner:
             for future in futures:
                 future.cancel()
             for result in results:
-                if result.status in ("pending", "running"):
-                    result.status = "interrupted"
+                if result.status in (CellStatus.PENDING, CellStatus.RUNNING):
+                    result.status = CellStatus.INTERRUPTED
                     result.message = "interrupted before the cell finished"
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -217,7 +217,7 @@ class MatrixRunner:
         """Whether --maxfail was reached before this cell's tests began (then: not run)."""
         if not self._halted_by:
             return False
-        result.status = "not-run"
+        result.status = CellStatus.NOT_RUN
         result.message = (
             f"not started: --maxfail={self.options.maxfail} was reached (in {self._halted_by})"
         )
@@ -230,7 +230,7 @@ class MatrixRunner:
         if self._halted(result):
             self.reporter.cell_done(result)
             return
-        result.status = "running"
+        result.status = CellStatus.RUNNING
         try:
             spec = make_spec(
                 cell,
@@ -269,7 +269,7 @@ class MatrixRunner:
                 )
                 if not decision.run:
                     failing = opts.cuda_policy == "fail" or opts.require_gpu
-                    result.status = "error" if failing else "not-run"
+                    result.status = CellStatus.ERROR if failing else CellStatus.NOT_RUN
                     result.message = decision.reason
                 elif not self._stop.is_set():
                     self.reporter.cell_phase(cell.id, "ready")
@@ -286,18 +286,18 @@ class MatrixRunner:
                         filter(None, (result.message, f"{damage} (the next run rebuilds it)"))
                     )
         except LockWaitCancelled:
-            result.status = "interrupted"
+            result.status = CellStatus.INTERRUPTED
             result.message = "interrupted while waiting for another run's lock on the env"
         except CondaMatrixError as exc:
-            result.env_status = result.env_status or "failed"
-            result.status = "env-error"
+            result.env_status = result.env_status or EnvState.FAILED
+            result.status = CellStatus.ENV_ERROR
             result.message = str(exc)
         except Exception as exc:  # a bug of ours must not lose the other cells' results
-            result.status = "error"
+            result.status = CellStatus.ERROR
             result.message = f"internal error: {type(exc).__name__}: {exc}"
         finally:
-            if self._stop.is_set() and result.status in ("pending", "running"):
-                result.status = "interrupted"
+            if self._stop.is_set() and result.status in (CellStatus.PENDING, CellStatus.RUNNING):
+                result.status = CellStatus.INTERRUPTED
             self.reporter.cell_done(result)
 
     @contextlib.contextmanager
@@ -474,7 +474,7 @@ DAMAGE_SIGNS = re.compile(
 
 
 def looks_damaged(result: CellResult) -> bool:
-    if result.status not in ("crashed", "error", "failed"):
+    if result.status not in (CellStatus.CRASHED, CellStatus.ERROR, CellStatus.FAILED):
         return False
     texts = [result.message, *(t.longrepr for t in result.tests if t.longrepr)]
     return any(DAMAGE_SIGNS.search(text) for text in texts[:50])

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .. import atomic
-from ..results import RunResult
+from ..results import CellStatus, RunResult
 
 #: outcomes whose time says how long the cell's tests take
-TIMED = ("passed", "failed", "no-tests")
+TIMED = (CellStatus.PASSED, CellStatus.FAILED, CellStatus.NO_TESTS)
 
 
 def timings_file(cache_root: Path, project_root: Path) -> Path:
