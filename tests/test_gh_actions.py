@@ -39,7 +39,7 @@ from pytest_condamatrix.ci.init_ci import (
 )
 from pytest_condamatrix.cli.main import main
 from pytest_condamatrix.errors import CondaMatrixError, ExitCode
-from pytest_condamatrix.results import CellResult, RunResult, write_json
+from pytest_condamatrix.results import CellResult, CellStatus, RunResult, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # where `condamatrix`, actionlint and shellcheck are
@@ -582,14 +582,14 @@ def test_merge_step_runs(template: Template, tmp_path: Path) -> None:
         "join(fromJSON(needs.matrix.outputs.matrix).include.*.cell, ' ')": "py3.11-cpu py3.12-cpu",
         "runner.temp": str(tmp_path / "runner_temp"),
     }
-    passed = CellResult(cell="py3.12-cpu", python="3.12", cuda="cpu", status="passed")
+    passed = CellResult(cell="py3.12-cpu", python="3.12", cuda="cpu", status=CellStatus.PASSED)
     write_json(RunResult(cells=[passed]), folder / "py3.12-cpu.json")
     result, _ = run_step(merge_step, work, tmp_path, values)
     assert result.returncode == 1, result.stdout + result.stderr  # py3.11-cpu left no results
     assert "py3.11-cpu: no results file" in result.stdout
     assert list(work.glob("*junit.xml"))
 
-    other = CellResult(cell="py3.11-cpu", python="3.11", cuda="cpu", status="passed")
+    other = CellResult(cell="py3.11-cpu", python="3.11", cuda="cpu", status=CellStatus.PASSED)
     write_json(RunResult(cells=[other]), folder / "py3.11-cpu.json")
     result, _ = run_step(merge_step, work, tmp_path, values)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -15,7 +15,14 @@ from pytest_condamatrix.errors import ExitCode
 from pytest_condamatrix.report.differential import differences
 from pytest_condamatrix.report.failures import group_failures
 from pytest_condamatrix.report.markdown import grid
-from pytest_condamatrix.results import CellResult, RunResult, TestResult, to_json, write_json
+from pytest_condamatrix.results import (
+    CellResult,
+    CellStatus,
+    RunResult,
+    TestResult,
+    to_json,
+    write_json,
+)
 
 
 def cell(cell_id: str, *outcomes: str, status: str | None = None, **extra: Any) -> CellResult:
@@ -27,7 +34,7 @@ def cell(cell_id: str, *outcomes: str, status: str | None = None, **extra: Any) 
         cell=cell_id,
         python=python,
         cuda="cpu" if variant == "cpu" else variant.removeprefix("cu"),
-        status=status,
+        status=CellStatus(status),
         tests=tests,
         **extra,
     )
