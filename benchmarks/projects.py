@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_condamatrix.cli.main import demo_project
+from pytest_condamatrix.cli.demo import demo_project
 
 from .plan import Workload
 

@@ -22,7 +22,7 @@ import pytest
 from filelock import ReadWriteLock
 
 from conftest import run_matrix_in
-from pytest_condamatrix.cli.cache import render_listing
+from pytest_condamatrix.cli.cache_view import render_listing
 from pytest_condamatrix.envs import manage
 from pytest_condamatrix.errors import ExitCode
 from pytest_condamatrix.localchannel import LocalChannel

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import MakeProject
-from pytest_condamatrix.cli.cell_shell import activate, find_cell, split_command
+from pytest_condamatrix.cli.cell_env import activate, find_cell
+from pytest_condamatrix.cli.cell_shell import split_command
 from pytest_condamatrix.errors import ExitCode, UsageError
 from pytest_condamatrix.matrix import Cell, parse_cell_id
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_condamatrix.cli.main import demo_project, main
+from pytest_condamatrix.cli.demo import demo_project
+from pytest_condamatrix.cli.main import main
+from pytest_condamatrix.errors import EnvBuildError, ExitCode, exit_code_for
 
 
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -18,6 +20,56 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in ("demo", "local-channel", "list", "lock", "export"):
         assert command in out
+
+
+HEAVY = ("pytest", "_pytest", "rattler", "rich")
+HELP_COMMANDS = [
+    ["--version"],
+    ["--help"],
+    *[[c, "--help"] for c in ("demo", "local-channel", "lock", "export", "list", "run")],
+    *[[c, "--help"] for c in ("shell", "env", "gh-matrix", "cache", "merge", "init-ci")],
+    ["cache", "prune", "--help"],
+]
+
+
+@pytest.mark.parametrize("argv", HELP_COMMANDS, ids=" ".join)
+def test_help_and_version_import_no_heavy_package(argv: list[str]) -> None:
+    """What a command needs is imported when it runs: a look at its help stays quick."""
+    probe = (
+        "import sys\n"
+        "from pytest_condamatrix.cli.main import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"heavy = sorted(m for m in sys.modules if m.partition('.')[0] in {HEAVY!r})\n"
+        "sys.stderr.write('HEAVY=' + ','.join(heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "HEAVY=" in done.stderr, done.stderr
+    assert done.stderr.rpartition("HEAVY=")[2] == "", done.stderr.rpartition("HEAVY=")[2]
+
+
+def test_one_handler_turns_errors_into_messages_and_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """condamatrix and pytest --conda-matrix word the message each their own way."""
+
+    def fails() -> int:
+        raise EnvBuildError("no solution", hint="loosen a pin")
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    words = {"error_prefix": "tool: error: ", "interrupted": "tool: interrupted"}
+    assert exit_code_for(lambda: 0, **words) == 0
+    assert exit_code_for(fails, **words) == ExitCode.ENV_ERROR
+    assert exit_code_for(interrupted, **words) == ExitCode.INTERRUPTED
+    assert capsys.readouterr().err == (
+        "tool: error: no solution\n  hint: loosen a pin\ntool: interrupted\n"
+    )
 
 
 def test_unknown_arguments_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

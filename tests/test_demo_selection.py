@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_condamatrix.cli.main import demo_cells
+from pytest_condamatrix.cli.demo import demo_cells
 from pytest_condamatrix.errors import UsageError
 from pytest_condamatrix.localchannel import LocalChannel
 

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 from pytest_condamatrix.ci.init_ci import ACTIONS, USES
-from pytest_condamatrix.cli.main import DEMO_PYTHONS, build_parser, demo_cells
+from pytest_condamatrix.cli.demo import DEMO_PYTHONS, demo_cells
+from pytest_condamatrix.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")

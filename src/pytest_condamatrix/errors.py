@@ -6,6 +6,8 @@ Every error here is shown as a message, never as a traceback: what is wrong, whe
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
 
@@ -92,3 +94,17 @@ class InstallError(CondaMatrixError):
     """The project under test could not be built or installed into a cell's overlay."""
 
     exit_code = ExitCode.ENV_ERROR
+
+
+def exit_code_for(action: Callable[[], int], *, error_prefix: str, interrupted: str) -> int:
+    """Run ``action``: its exit code, or, when it ends with one of our errors or Ctrl-C, that
+    error's code after its message on stderr (``condamatrix`` and ``pytest --conda-matrix``
+    word the message each their own way; the codes are the same)."""
+    try:
+        return action()
+    except CondaMatrixError as exc:
+        sys.stderr.write(f"{error_prefix}{exc}\n")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{interrupted}\n")
+        return int(ExitCode.INTERRUPTED)

@@ -13,8 +13,8 @@ from collections.abc import Generator, Sequence
 
 import pytest
 
-from .errors import CondaMatrixError, ExitCode
-from .options import CELL_ONLY_OPTIONS
+from .errors import exit_code_for
+from .options import CELL_ONLY_OPTIONS, OPTIONS
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -30,126 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "conda-matrix",
         "conda matrix (run the suite in every Python x CUDA cell of [tool.condamatrix])",
     )
-    group.addoption(
-        "--conda-matrix",
-        action="store_true",
-        default=False,
-        help="run this test suite in every cell of the matrix, each in its own cached conda "
-        "env, and report all cells together; other arguments are passed to each cell's pytest",
-    )
-    group.addoption(
-        "--conda-matrix-list",
-        action="store_true",
-        default=False,
-        help="list the matrix cells (after --conda-matrix-select) and exit",
-    )
-    group.addoption(
-        "--conda-matrix-select",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="run only cells whose id matches GLOB, e.g. 'py3.12-*' (repeatable)",
-    )
-    group.addoption(
-        "--conda-matrix-jobs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="cells whose tests run at once, the next ones being prepared meanwhile "
-        "(default: config 'jobs', else one per CPU)",
-    )
-    group.addoption(
-        "--conda-matrix-gpu-jobs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="cells that may use the GPU at once, each given a device of its own "
-        "(CUDA_VISIBLE_DEVICES) when N > 1; the others wait their turn "
-        "(default: config 'gpu-jobs', else 1)",
-    )
-    group.addoption(
-        "--conda-matrix-rebuild",
-        action="store_true",
-        default=False,
-        help="rebuild the selected cells' envs even when the cache holds valid ones",
-    )
-    group.addoption(
-        "--conda-matrix-require-gpu",
-        action="store_true",
-        default=False,
-        help="fail CUDA cells that cannot use a GPU here instead of skipping them or their "
-        "gpu tests (for GPU runners: a broken driver cannot hide behind skips)",
-    )
-    group.addoption(
-        "--conda-matrix-locked",
-        action="store_true",
-        default=False,
-        help="install exactly what condamatrix.lock pins; fail if it is missing or out of "
-        "date with the configuration (instead of solving the cells it no longer fits)",
-    )
-    group.addoption(
-        "--conda-matrix-cache-dir",
-        default=None,
-        metavar="DIR",
-        help="where envs and packages are cached (default: $CONDAMATRIX_CACHE_DIR, else the "
-        "user cache folder)",
-    )
-    group.addoption(
-        "--conda-matrix-json",
-        default=None,
-        metavar="PATH",
-        help="write all cells' results to PATH as JSON",
-    )
-    group.addoption(
-        "--conda-matrix-junit",
-        default=None,
-        metavar="PATH",
-        help="write one JUnit XML file with a <testsuite> per cell to PATH (--junitxml given "
-        "with --conda-matrix does the same)",
-    )
-    group.addoption(
-        "--conda-matrix-markdown",
-        default=None,
-        metavar="PATH",
-        help="write a Markdown summary to PATH (it is appended to $GITHUB_STEP_SUMMARY when "
-        "that is set)",
-    )
-    group.addoption(
-        "--conda-matrix-channel",
-        action="append",
-        default=[],
-        metavar="CHANNEL",
-        help="use CHANNEL (name, URL or local folder) instead of the configured channels "
-        "(repeatable)",
-    )
-    group.addoption(
-        "--conda-matrix-timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="kill a cell's pytest (and everything it started) after SECONDS",
-    )
-    group.addoption(
-        "--conda-matrix-config",
-        default=None,
-        metavar="PATH",
-        help="read the matrix from PATH (pyproject.toml or condamatrix.yml) instead of "
-        "searching from the current folder upwards",
-    )
-    group.addoption(
-        "--conda-matrix-engine",
-        default=None,
-        choices=("rattler", "conda", "mamba", "micromamba"),
-        help="build envs with this engine instead of the configured one (default: config "
-        "'engine', else rattler, built in); conda, mamba and micromamba must be on PATH",
-    )
-    group.addoption(
-        "--conda-matrix-install",
-        default=None,
-        choices=("wheel", "editable", "none"),
-        help="how the project reaches the cells, instead of the configured 'install': its "
-        "wheel, an editable install, or its sources on pythonpath",
-    )
+    for name, settings in OPTIONS:
+        group.addoption(name, **settings)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -218,12 +100,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     # files in pytest_configure, and are then given every cell's reports
     config._do_configure()
     try:
-        return int(run_from_pytest(config))
-    except CondaMatrixError as exc:
-        sys.stderr.write(f"ERROR: {exc}\n")
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
-        return int(ExitCode.INTERRUPTED)
+        return exit_code_for(
+            lambda: int(run_from_pytest(config)), error_prefix="ERROR: ", interrupted="Interrupted."
+        )
     finally:
         config._ensure_unconfigure()

@@ -63,8 +63,6 @@ def test_usage_errors_exit_4(args: tuple[str, ...], tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-# The top-level parser is built in cli.py: these pass once it uses
-# usage_parser.UsageArgumentParser (then drop the mark).
 @pytest.mark.parametrize(
     "args",
     [

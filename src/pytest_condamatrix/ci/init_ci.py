@@ -11,19 +11,15 @@ nothing can move: the choice of projects that pin their whole supply chain.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from .. import atomic
-from ..config import find_config_file
-from ..errors import CondaMatrixError, ExitCode, UsageError
+from ..errors import CondaMatrixError, UsageError
 
 PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
 PYTHON_RE = re.compile(r"^3\.\d+$")
@@ -129,64 +125,3 @@ def write_workflow(path: Path, text: str, *, force: bool = False) -> Path:
             f"cannot write {path}: {exc.strerror or exc}", hint="pick a writable --path"
         ) from None
     return path
-
-
-def add_parser(sub: Any) -> None:
-    parser = sub.add_parser(
-        "init-ci",
-        help="write a GitHub Actions workflow that runs the matrix, one job per cell",
-        description="Write a GitHub Actions workflow into this project: a job lists the cells "
-        "(`condamatrix gh-matrix`), one job per cell runs `pytest --conda-matrix` with its "
-        "env cached, and a last job merges the results into one report (`condamatrix "
-        "merge`). With --reusable, write a reusable workflow (on: workflow_call) instead.",
-    )
-    parser.add_argument(
-        "--path",
-        type=Path,
-        help=f"where to write it (default: {WORKFLOW.default_path}, or "
-        f"{REUSABLE.default_path} with --reusable)",
-    )
-    parser.add_argument("--force", action="store_true", help="replace an existing file")
-    parser.add_argument(
-        "--reusable", action="store_true", help="write the reusable workflow (workflow_call)"
-    )
-    parser.add_argument(
-        "--python",
-        default=DEFAULT_TOOL_PYTHON,
-        metavar="X.Y",
-        help=f"Python that runs pytest-condamatrix in CI (default: {DEFAULT_TOOL_PYTHON})",
-    )
-    parser.add_argument(
-        "--install",
-        default=DEFAULT_INSTALL,
-        metavar="REQUIREMENT",
-        help=f"what the jobs `pip install` (default: {DEFAULT_INSTALL}); pin it to keep the "
-        "jobs of one run on one version",
-    )
-    parser.add_argument(
-        "--pin-sha",
-        action="store_true",
-        help="name each action by the commit of its release (`@<sha>  # v7.0.1`) instead of "
-        "its major version (`@v7`)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    template = REUSABLE if args.reusable else WORKFLOW
-    text = render_template(template, python=args.python, install=args.install, pin_sha=args.pin_sha)
-    path = write_workflow(args.path or Path(template.default_path), text, force=args.force)
-    print(f"wrote {path}")
-    if find_config_file(Path.cwd().resolve()) is None:
-        sys.stderr.write(
-            "note: no [tool.condamatrix] table (nor condamatrix.yml) was found from here; "
-            "the workflow needs one to list the cells\n"
-        )
-    if args.reusable:
-        shown = f".github/workflows/{path.name}" if path.is_absolute() else path.as_posix()
-        print(
-            "call it from a job of another workflow:\n"
-            "  jobs:\n"
-            "    conda-matrix:\n"
-            f"      uses: ./{shown}"
-        )
-    return int(ExitCode.OK)

@@ -10,7 +10,6 @@ field, and nothing in them decides where anything is written (only the command l
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typing import Any
 from .. import validate
 from ..errors import ResultsError, UsageError
 from ..matrix import SAFE_ID, parse_cell_id
-from ..report.terminal import make_console, render_run
 from ..results import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -31,7 +29,6 @@ from ..results import (
     from_json,
     json_field_types,
 )
-from ..run.session import SessionOptions, write_reports
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
 MISSING_MESSAGE = (
@@ -214,38 +211,3 @@ def _common(values: Iterable[str]) -> str:
 def _merge_hosts(hosts: Sequence[dict[str, str]]) -> dict[str, str]:
     keys = list(dict.fromkeys(k for host in hosts for k in host))
     return {key: _common(host.get(key, "") for host in hosts) for key in keys}
-
-
-def add_parser(sub: Any) -> None:
-    parser = sub.add_parser(
-        "merge",
-        help="combine the results files of several jobs into one report",
-        description="Combine results files written by `pytest --conda-matrix "
-        "--conda-matrix-json` (one per CI job, e.g. one per cell) into the report of one "
-        "run: the terminal table, and the --json, --junit and --markdown files asked for. "
-        "The Markdown summary is appended to $GITHUB_STEP_SUMMARY when that is set. Exits "
-        "with the code of the whole matrix (0 only if every cell passed).",
-    )
-    parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help="results files")
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the merged results")
-    parser.add_argument("--junit", type=Path, metavar="OUT", help="write one JUnit XML file")
-    parser.add_argument("--markdown", type=Path, metavar="OUT", help="write a Markdown summary")
-    parser.add_argument(
-        "--expect",
-        action="append",
-        default=[],
-        metavar="CELL",
-        help="a cell that must have results (repeatable): a missing one is reported as an "
-        "error instead of silently left out",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    shards = [load_shard(path) for path in args.files]
-    merged = merge_shards(shards, args.expect)
-    options = SessionOptions(
-        cwd=Path.cwd(), json_path=args.json, junit_path=args.junit, markdown_path=args.markdown
-    )
-    notes = [f"merged {len(shards)} results files", *write_reports(merged, options)]
-    render_run(make_console(), merged, notes=notes)
-    return int(merged.exit_code)
