@@ -18,7 +18,7 @@ import importlib.util
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from _pytest.config import get_config
@@ -33,7 +33,7 @@ def reports(tests: int) -> list[list[pytest.TestReport]]:
                 keywords={f"test_{i}": 1, f"test_m{i // 100:04d}.py": 1, "tests": 1},
                 outcome="passed",
                 longrepr=None,
-                when=when,  # type: ignore[arg-type]
+                when=when,
                 duration=0.000123,
             )
             for when in WHEN
@@ -75,7 +75,7 @@ def main() -> None:
     spec = importlib.util.spec_from_file_location("_condamatrix_worker", worker_path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot load {worker_path}")
-    worker = importlib.util.module_from_spec(spec)
+    worker: Any = importlib.util.module_from_spec(spec)  # its globals are set below
     spec.loader.exec_module(worker)
     # pytest's builtin plugins (reports' serialisation, the test status of each report), as
     # in a cell: once without the worker (what pytest does anyway), once with it, its stream
@@ -87,7 +87,8 @@ def main() -> None:
     worker._config = config
     worker._all_reports = (sys.argv[4] if len(sys.argv) > 4 else "short") == "all"
     worker._stream = open(results, "a", encoding="utf-8")  # noqa: SIM115, PTH123
-    worker._stats = stats = {}
+    stats: dict[str, list[Any]] = {}
+    worker._stats = stats
     cpu, wall = dispatch(config, reports(tests), stats)
     worker._stream.close()
     print(
@@ -101,7 +102,7 @@ def main() -> None:
     )
 
 
-WHEN = ("setup", "call", "teardown")
+WHEN: tuple[Literal["setup", "call", "teardown"], ...] = ("setup", "call", "teardown")
 
 if __name__ == "__main__":
     main()

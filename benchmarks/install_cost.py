@@ -19,6 +19,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 from pytest_condamatrix.config import load_config
 from pytest_condamatrix.install import InstallSettings, prepare_install
@@ -64,7 +65,7 @@ def make_project(folder: Path, channel: Path) -> None:
     subprocess.run(["git", "init", "-q", str(folder)], check=True)
 
 
-def run_once(project: Path, cache: Path, mode: str) -> tuple[float, dict[str, object]]:
+def run_once(project: Path, cache: Path, mode: str) -> tuple[float, dict[str, Any]]:
     out = project / "results.json"
     argv = [
         sys.executable, "-m", "pytest", "--conda-matrix", "--conda-matrix-jobs", "1",
@@ -94,7 +95,7 @@ def measure(quick: bool, root: Path) -> dict[str, object]:
             for mode in ("none", "wheel"):
                 wall, data = run_once(project, cache, mode)
                 walls[mode].append(wall)
-        cells_data = {c["cell"]: c for c in data["cells"]}  # type: ignore[index, union-attr]
+        cells_data = {c["cell"]: c for c in data["cells"]}
         config = load_config(project / "pyproject.toml")
         per_cell: dict[str, dict[str, float]] = {}
         for cell in build_cells(config):

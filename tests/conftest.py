@@ -11,9 +11,8 @@ import json
 import os
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import platformdirs
 import pytest
@@ -41,7 +40,7 @@ def test_cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("pytest-condamatrix", appauthor=False)) / "tests"
 
 
-test_cache_root.__test__ = False  # type: ignore[attr-defined]
+test_cache_root.__test__ = False  # type: ignore[attr-defined]  # pytest's opt-out, unknown to a function's type
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +58,17 @@ def warm_cache(local_channel: LocalChannel) -> Path:
     return test_cache_root()
 
 
-MakeProject = Callable[..., Path]
+class MakeProject(Protocol):
+    """The :func:`matrix_project` fixture: writes a project, returns its folder."""
+
+    def __call__(
+        self,
+        *,
+        python: tuple[str, ...] = ...,
+        tests: str = ...,
+        extra: str = ...,
+        dependencies: tuple[str, ...] = ...,
+    ) -> Path: ...
 
 
 @pytest.fixture
@@ -93,7 +102,12 @@ def matrix_project(pytester: pytest.Pytester, local_channel: LocalChannel) -> Ma
     return make
 
 
-RunMatrix = Callable[..., tuple[pytest.RunResult, dict[str, Any]]]
+class RunMatrix(Protocol):
+    """The :func:`run_matrix` fixture: pytest's result and the ``--conda-matrix-json`` data."""
+
+    def __call__(
+        self, cache: Path, *args: str, timeout: float = ...
+    ) -> tuple[pytest.RunResult, dict[str, Any]]: ...
 
 
 def run_matrix_in(

@@ -546,7 +546,7 @@ class LocalRunner:
                 done[job_id] = [JobRun(name=job_id, result="skipped")]
                 continue
             if isinstance(matrix, str):
-                matrix = evaluator.evaluate(EXPRESSION.fullmatch(matrix.strip()).group(1))  # type: ignore[union-attr]
+                matrix = evaluator.evaluate(EXPRESSION.fullmatch(matrix.strip()).group(1))  # type: ignore[union-attr]  # no match: a malformed matrix fails loudly
             entries = matrix.get("include", [])
             done[job_id] = [
                 self.run_job(workflow, job_id, inputs=given, matrix=entry, needs=needs)

@@ -19,6 +19,7 @@ if str(REPO) not in sys.path:  # the benchmarks package lives beside src/, not i
     sys.path.insert(0, str(REPO))
 
 from benchmarks import plan, projects, report, run  # noqa: E402
+from benchmarks.tools import BENCH_DIR_VAR, bench_dir  # noqa: E402
 
 
 def test_parser_picks_the_plan_and_repeats(tmp_path: Path) -> None:
@@ -46,11 +47,11 @@ def test_full_plan_writes_the_committed_files_quick_plan_the_bench_dir(tmp_path:
 def test_bench_dir_comes_from_option_env_or_user_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert run.bench_dir(tmp_path / "a") == tmp_path / "a"
-    monkeypatch.setenv(run.BENCH_DIR_VAR, str(tmp_path / "b"))
-    assert run.bench_dir(None) == tmp_path / "b"
-    monkeypatch.delenv(run.BENCH_DIR_VAR)
-    assert run.bench_dir(None).parts[-2:] == ("pytest-condamatrix", "bench")
+    assert bench_dir(tmp_path / "a") == tmp_path / "a"
+    monkeypatch.setenv(BENCH_DIR_VAR, str(tmp_path / "b"))
+    assert bench_dir(None) == tmp_path / "b"
+    monkeypatch.delenv(BENCH_DIR_VAR)
+    assert bench_dir(None).parts[-2:] == ("pytest-condamatrix", "bench")
 
 
 def test_plans_name_known_tools_workloads_and_matrices() -> None:
@@ -95,7 +96,7 @@ def test_generated_suite_is_a_valid_matrix_project(tmp_path: Path) -> None:
 
 def fake_results(tmp_path: Path) -> dict[str, Any]:
     results = report.new_results("quick", "python -m benchmarks --quick", {"cpus": 2})
-    tools = [
+    tools: list[dict[str, Any]] = [
         {"tool": "direct", "wall": 10.0, "cpu": 9.0},
         {"tool": "condamatrix-j1", "wall": 10.3, "cpu": 9.5, "outer_rss_mb_max": 60.0,
          "outer_cpu_min": 0.6},

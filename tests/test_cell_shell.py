@@ -64,18 +64,22 @@ def test_activation_runs_the_envs_activate_d_scripts(tmp_path: Path) -> None:
 
 
 def cli(
-    project: Path, *args: str, timeout: float = 300, **kwargs: object
+    project: Path,
+    *args: str,
+    timeout: float = 300,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CONDAMATRIX_"))}
-    env.update(kwargs.pop("env", {}))  # type: ignore[arg-type]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CONDAMATRIX_"))}
+    clean.update(env or {})
     return subprocess.run(
         [*CLI, *args],
         cwd=project,
-        env=env,
+        env=clean,
         capture_output=True,
         text=True,
         timeout=timeout,
-        **kwargs,  # type: ignore[call-overload]
+        input=input,
     )
 
 

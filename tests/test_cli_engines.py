@@ -17,8 +17,8 @@ import shutil
 import stat
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
@@ -36,6 +36,7 @@ from pytest_condamatrix.envs.engines.cli_engines import (
 from pytest_condamatrix.envs.spec import EnvSpec
 from pytest_condamatrix.envs.stamp import STAMP
 from pytest_condamatrix.errors import ConfigError, EnvBuildError, ExitCode
+from pytest_condamatrix.localchannel import LocalChannel
 from pytest_condamatrix.options import VALUE_OPTIONS
 
 FAKE_TOOL = r'''#!{python}
@@ -72,7 +73,11 @@ for name, version, build, files, depends in packages:
 print("done")
 '''
 
-MakeTool = Callable[..., Path]
+
+class MakeTool(Protocol):
+    """The :func:`fake_tool` fixture: writes a fake conda-like tool, returns its path."""
+
+    def __call__(self, name: str = ..., version: str = ...) -> Path: ...
 
 
 @pytest.fixture
@@ -94,23 +99,26 @@ def fake_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeTool:
     return make
 
 
-def calls(tmp_path: Path) -> list[dict[str, object]]:
+def calls(tmp_path: Path) -> list[dict[str, Any]]:
     log = tmp_path / "calls.jsonl"
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def spec_for(cuda: str = "cpu", **kwargs: object) -> EnvSpec:
-    values: dict[str, object] = {
-        "cell_id": f"py3.12-{'cpu' if cuda == 'cpu' else 'cu' + cuda}",
-        "engine": "conda 24.5.0",
-        "platform": "linux-64",
-        "channels": ("conda-forge", "/srv/channel"),
-        "specs": ("python 3.12.*", "pytest"),
-        "virtual_packages": (),
-        "cuda": cuda,
-    }
-    values.update(kwargs)
-    return EnvSpec(**values)  # type: ignore[arg-type]
+def spec_for(
+    cuda: str = "cpu",
+    *,
+    engine: str = "conda 24.5.0",
+    specs: tuple[str, ...] = ("python 3.12.*", "pytest"),
+) -> EnvSpec:
+    return EnvSpec(
+        cell_id=f"py3.12-{'cpu' if cuda == 'cpu' else 'cu' + cuda}",
+        engine=engine,
+        platform="linux-64",
+        channels=("conda-forge", "/srv/channel"),
+        specs=specs,
+        virtual_packages=(),
+        cuda=cuda,
+    )
 
 
 # -- finding the tool ---------------------------------------------------------------------------
@@ -226,7 +234,7 @@ def test_build_runs_the_tool_and_reads_conda_meta(fake_tool: MakeTool, tmp_path:
     assert packages == ["python=3.12.0=fake_0"]
     (call,) = calls(tmp_path)
     assert call["cuda"] == "12.1"
-    assert call["argv"][1:5] == ["create", "--yes", "--prefix", str(prefix)]  # type: ignore[index]
+    assert call["argv"][1:5] == ["create", "--yes", "--prefix", str(prefix)]
     assert [p.name for p in read_conda_meta(prefix)] == ["python"]
 
 
@@ -284,7 +292,7 @@ def test_cache_builds_cli_envs_in_place_and_the_stamp_publishes_them(
         assert env.status == "built" and env.prefix == final
         assert (final / STAMP).is_file()
     (call,) = calls(tmp_path)
-    assert call["argv"][4] == str(final)  # type: ignore[index]  # built where it is used
+    assert call["argv"][4] == str(final)  # built where it is used
     assert not list((tmp_path / "cache" / "tmp").iterdir())
     with cache.use(spec, engine.build) as env:
         assert env.status == "reused"
@@ -390,9 +398,9 @@ REAL_TOOLS = [name for name in CLI_ENGINES if shutil.which(name)]
 @pytest.mark.skipif(not REAL_TOOLS, reason="conda/mamba/micromamba not on PATH")
 @pytest.mark.parametrize("name", REAL_TOOLS or ["none"])
 def test_real_tool_builds_a_cell_from_the_local_channel(
-    name: str, pytester: pytest.Pytester, local_channel: object, tmp_path: Path
+    name: str, pytester: pytest.Pytester, local_channel: LocalChannel, tmp_path: Path
 ) -> None:
-    channel = str(local_channel.path)  # type: ignore[attr-defined]
+    channel = str(local_channel.path)
     write_project(pytester, name, channel)
     out = tmp_path / "results.json"
     result = pytester.runpytest_subprocess(

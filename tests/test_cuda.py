@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import RunMatrix
+from conftest import MakeProject, RunMatrix
 from pytest_condamatrix import cuda
 from pytest_condamatrix.cuda import decide
 from pytest_condamatrix.envs.cpu_only import SolvedPackage, cuda_leaks, is_cuda_package
 from pytest_condamatrix.envs.engines.rattler import RattlerEngine
 from pytest_condamatrix.envs.host import detect_driver
-
-MakeProject = Callable[..., Path]
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,9 @@ def test_the_readme_shows_the_demo_as_it_runs() -> None:
 
 
 def test_the_readme_names_every_command_a_newcomer_needs() -> None:
-    commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    subparsers = build_parser()._subparsers
+    assert subparsers is not None
+    commands = set(subparsers._group_actions[0].choices or ())
     for command in ("demo", "local-channel", "run", "shell", "env"):
         assert command in commands
         assert f"condamatrix {command}" in README, command

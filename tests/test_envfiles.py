@@ -6,17 +6,14 @@ import base64
 import hashlib
 import json
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import RunMatrix
+from conftest import MakeProject, RunMatrix
 from pytest_condamatrix.config import load_config
 from pytest_condamatrix.errors import ConfigError
 from pytest_condamatrix.matrix import build_cells, with_build_pin_notes
-
-MakeProject = Callable[..., Path]
 
 
 def write(path: Path, text: str) -> Path:

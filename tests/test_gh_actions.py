@@ -32,13 +32,14 @@ from pytest_condamatrix.ci.init_ci import (
     REUSABLE,
     USES,
     WORKFLOW,
+    Template,
     pin_actions,
     render,
     render_template,
 )
 from pytest_condamatrix.cli.main import main
 from pytest_condamatrix.errors import CondaMatrixError, ExitCode
-from pytest_condamatrix.results import CellResult, RunResult, write_json
+from pytest_condamatrix.results import CellResult, CellStatus, RunResult, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # where `condamatrix`, actionlint and shellcheck are
@@ -388,7 +389,7 @@ def steps(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("template", [WORKFLOW, REUSABLE], ids=["workflow", "reusable"])
-def test_template_structure(template: Any) -> None:
+def test_template_structure(template: Template) -> None:
     text = render_template(template, install="pytest-condamatrix==9.9")
     assert "@@" not in text
     data = load(text)
@@ -452,7 +453,7 @@ def test_template_structure(template: Any) -> None:
 
 @pytest.mark.parametrize("template", [WORKFLOW, REUSABLE], ids=["workflow", "reusable"])
 def test_template_uses_only_fields_that_gh_matrix_writes(
-    template: Any, project: Path, capsys: pytest.CaptureFixture[str]
+    template: Template, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     expressions = re.findall(r"\$\{\{(.*?)\}\}", render_template(template))
     used = {m for e in expressions for m in re.findall(r"(?<![\w.-])matrix\.([\w-]+)", e)}
@@ -512,7 +513,7 @@ def run_step(
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash, as GitHub's runners have")
 @pytest.mark.parametrize("template", [WORKFLOW, REUSABLE], ids=["workflow", "reusable"])
-def test_cache_steps_run(template: Any, project: Path, tmp_path: Path) -> None:
+def test_cache_steps_run(template: Template, project: Path, tmp_path: Path) -> None:
     test_steps = steps(load(render_template(template))["jobs"]["test"])
     temp = tmp_path / "runner_temp"
     temp.mkdir()
@@ -571,7 +572,7 @@ def gh_matrix_out(project: Path, *select: str) -> str:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash, as GitHub's runners have")
 @pytest.mark.parametrize("template", [WORKFLOW, REUSABLE], ids=["workflow", "reusable"])
-def test_merge_step_runs(template: Any, tmp_path: Path) -> None:
+def test_merge_step_runs(template: Template, tmp_path: Path) -> None:
     merge_step = steps(load(render_template(template))["jobs"]["merge"])["Merge the cells' results"]
     results = tmp_path / "runner_temp" / "condamatrix-results"
     work = tmp_path / "work"
@@ -581,14 +582,14 @@ def test_merge_step_runs(template: Any, tmp_path: Path) -> None:
         "join(fromJSON(needs.matrix.outputs.matrix).include.*.cell, ' ')": "py3.11-cpu py3.12-cpu",
         "runner.temp": str(tmp_path / "runner_temp"),
     }
-    passed = CellResult(cell="py3.12-cpu", python="3.12", cuda="cpu", status="passed")
+    passed = CellResult(cell="py3.12-cpu", python="3.12", cuda="cpu", status=CellStatus.PASSED)
     write_json(RunResult(cells=[passed]), folder / "py3.12-cpu.json")
     result, _ = run_step(merge_step, work, tmp_path, values)
     assert result.returncode == 1, result.stdout + result.stderr  # py3.11-cpu left no results
     assert "py3.11-cpu: no results file" in result.stdout
     assert list(work.glob("*junit.xml"))
 
-    other = CellResult(cell="py3.11-cpu", python="3.11", cuda="cpu", status="passed")
+    other = CellResult(cell="py3.11-cpu", python="3.11", cuda="cpu", status=CellStatus.PASSED)
     write_json(RunResult(cells=[other]), folder / "py3.11-cpu.json")
     result, _ = run_step(merge_step, work, tmp_path, values)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-MakeProject = Callable[..., Path]
+from conftest import MakeProject
 
 CONFTEST = """
 def pytest_condamatrix_modify_cells(config, cells):

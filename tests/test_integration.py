@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 
-from conftest import RunMatrix
+from conftest import MakeProject, RunMatrix
 from pytest_condamatrix.run.timings import load_timings, timings_file
 
 pytestmark = pytest.mark.integration
-MakeProject = Callable[..., Path]
 
 
 def cells(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -434,7 +433,7 @@ def test_a_cell_waiting_at_the_gate_ends_with_a_killed_run(
     assert not [pid for pid in pids if is_alive(pid)], "no cell may outlive a killed run"
 
 
-GpuProject = Callable[..., Path]
+GpuProject = Callable[[tuple[str, ...], list[str]], Path]
 
 
 @pytest.fixture

@@ -138,19 +138,17 @@ def test_wheel_pins_are_exact_and_newest_first() -> None:
         assert pin.project == conda_name(pin.project)
 
 
-def _meta(**changes: object) -> PackageMeta:
-    base: dict[str, object] = {
-        "name": "demo-pkg",
-        "version": "1.0",
-        "build": "py312_0",
-        "subdir": "noarch",
-        "noarch": "python",
-        "timestamp_ms": 1_700_000_000_000,
-        "depends": ("python 3.12.*",),
-        "entry_points": ("demo = demo_pkg:main",),
-    }
-    base.update(changes)
-    return PackageMeta(**base)  # type: ignore[arg-type]
+def _meta() -> PackageMeta:
+    return PackageMeta(
+        name="demo-pkg",
+        version="1.0",
+        build="py312_0",
+        subdir="noarch",
+        noarch="python",
+        timestamp_ms=1_700_000_000_000,
+        depends=("python 3.12.*",),
+        entry_points=("demo = demo_pkg:main",),
+    )
 
 
 def test_write_conda_is_reproducible_and_readable(tmp_path: Path) -> None:

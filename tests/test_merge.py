@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import run_matrix_in
+from conftest import MakeProject, run_matrix_in
 from pytest_condamatrix.ci.merge import load_shard, merge_shards
 from pytest_condamatrix.cli.main import main
 from pytest_condamatrix.errors import ExitCode
 from pytest_condamatrix.report.differential import differences
 from pytest_condamatrix.report.failures import group_failures
 from pytest_condamatrix.report.markdown import grid
-from pytest_condamatrix.results import CellResult, RunResult, TestResult, to_json, write_json
-
-MakeProject = Callable[..., Path]
+from pytest_condamatrix.results import (
+    CellResult,
+    CellStatus,
+    RunResult,
+    TestResult,
+    to_json,
+    write_json,
+)
 
 
 def cell(cell_id: str, *outcomes: str, status: str | None = None, **extra: Any) -> CellResult:
@@ -30,7 +34,7 @@ def cell(cell_id: str, *outcomes: str, status: str | None = None, **extra: Any) 
         cell=cell_id,
         python=python,
         cuda="cpu" if variant == "cpu" else variant.removeprefix("cu"),
-        status=status,
+        status=CellStatus(status),
         tests=tests,
         **extra,
     )
@@ -158,7 +162,7 @@ def _schema(version: int) -> dict[str, Any]:
     return data
 
 
-def _cells(*cells: Any) -> dict[str, Any]:
+def _cells(*cells: object) -> dict[str, Any]:
     data = to_json(RunResult(cells=[]))
     data["cells"] = list(cells)
     return data

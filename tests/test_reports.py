@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import cast
 from xml.etree import ElementTree
 
 import pytest
@@ -19,6 +20,8 @@ from pytest_condamatrix.report.markdown import to_markdown
 from pytest_condamatrix.report.terminal import render_run
 from pytest_condamatrix.results import (
     CellResult,
+    CellStatus,
+    EnvState,
     RunResult,
     TestResult,
     aggregate_exit_code,
@@ -30,7 +33,12 @@ PYTHONS = ("3.9", "3.11", "3.12")
 CUDAS = ("cpu", "11.8", "12.1")
 
 
-def make_run(failing: dict[str, set[str]], *, pythons=PYTHONS, cudas=CUDAS) -> RunResult:  # type: ignore[no-untyped-def]
+def make_run(
+    failing: dict[str, set[str]],
+    *,
+    pythons: tuple[str, ...] = PYTHONS,
+    cudas: tuple[str, ...] = CUDAS,
+) -> RunResult:
     """A run where test ``t::name`` fails exactly in the cells listed for it."""
     cells = []
     for python in pythons:
@@ -49,14 +57,16 @@ def make_run(failing: dict[str, set[str]], *, pythons=PYTHONS, cudas=CUDAS) -> R
                         else "",
                     )
                 )
-            status = "failed" if any(cell in w for w in failing.values()) else "passed"
+            status = (
+                CellStatus.FAILED if any(cell in w for w in failing.values()) else CellStatus.PASSED
+            )
             cells.append(
                 CellResult(
                     cell=cell,
                     python=python,
                     cuda=cuda,
                     status=status,
-                    env_status="reused",
+                    env_status=EnvState.REUSED,
                     tests=tests,
                     exit_code=1 if status == "failed" else 0,
                 )
@@ -137,10 +147,10 @@ def test_terminal_report_without_failures() -> None:
 
 
 def test_exit_codes_follow_pytest() -> None:
-    ok = CellResult(cell="a", python="3.12", cuda="cpu", status="passed")
-    empty = CellResult(cell="b", python="3.12", cuda="cpu", status="no-tests")
-    broken = CellResult(cell="c", python="3.12", cuda="cpu", status="env-error")
-    skipped = CellResult(cell="d", python="3.12", cuda="12.1", status="not-run")
+    ok = CellResult(cell="a", python="3.12", cuda="cpu", status=CellStatus.PASSED)
+    empty = CellResult(cell="b", python="3.12", cuda="cpu", status=CellStatus.NO_TESTS)
+    broken = CellResult(cell="c", python="3.12", cuda="cpu", status=CellStatus.ENV_ERROR)
+    skipped = CellResult(cell="d", python="3.12", cuda="12.1", status=CellStatus.NOT_RUN)
     assert aggregate_exit_code([ok, skipped]) == ExitCode.OK
     assert aggregate_exit_code([ok, broken]) == ExitCode.TESTS_FAILED
     assert aggregate_exit_code([empty]) == ExitCode.NO_TESTS_COLLECTED
@@ -184,7 +194,7 @@ def test_junit_is_valid_and_has_a_suite_per_cell(tmp_path: Path) -> None:
             cell="py3.13-cpu",
             python="3.13",
             cuda="cpu",
-            status="env-error",
+            status=CellStatus.ENV_ERROR,
             message="cannot solve\x01 <bad>",
         )
     )
@@ -193,7 +203,7 @@ def test_junit_is_valid_and_has_a_suite_per_cell(tmp_path: Path) -> None:
     schema = xmlschema.XMLSchema(JUNIT_XSD)
     schema.validate(str(path))  # raises with every error
     root = ElementTree.parse(path).getroot()
-    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    suites = {s.get("name", ""): s for s in root.iter("testsuite")}
     assert list(suites) == [
         "py3.9-cpu",
         "py3.9-cu12.1",
@@ -256,7 +266,7 @@ def test_live_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         reporter.test_done("py3.12-cpu", TestResult(nodeid="t::a", outcome="passed"))
         reporter.test_done("py3.12-cpu", TestResult(nodeid="t::b", outcome="failed"))
         reporter.cell_done(
-            CellResult(cell="py3.12-cpu", python="3.12", cuda="cpu", status="failed")
+            CellResult(cell="py3.12-cpu", python="3.12", cuda="cpu", status=CellStatus.FAILED)
         )
     text = out.getvalue()
     assert "2/2" in text and "1 failed" in text and "1/1" in text
@@ -269,7 +279,7 @@ def test_live_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     colourless = Console(file=io.StringIO(), width=100, force_terminal=True)
     assert wants_live(colourless)
     colourless.print("[red]x[/]")
-    assert "\x1b[31m" not in colourless.file.getvalue()  # type: ignore[attr-defined]
+    assert "\x1b[31m" not in cast(io.StringIO, colourless.file).getvalue()
     plain = Console(file=io.StringIO(), width=100, force_terminal=False)
     monkeypatch.delenv("NO_COLOR")
     assert not wants_live(plain)
@@ -340,7 +350,7 @@ def test_json_follows_the_published_schema() -> None:
     schema_path = Path(pytest_condamatrix.__file__).parent / "schemas" / "results-v2.schema.json"
     schema = json.loads(schema_path.read_text())
     run = make_run({"test_x": {"py3.9-cpu"}})
-    run.cells[0].status = "env-error"
+    run.cells[0].status = CellStatus.ENV_ERROR
     run.host = {"platform": "linux-64", "glibc": "2.36"}
     jsonschema.validate(json.loads(json.dumps(to_json(run))), schema)
     bad = to_json(run)
@@ -379,7 +389,9 @@ def test_markdown_escapes_every_value_and_stays_under_githubs_limit() -> None:
         TestResult(nodeid=f"t.py::test_{i}", outcome="failed", message="boom", longrepr="x" * 3000)
         for i in range(1000)
     ]
-    cell = CellResult(cell="py3.9-cpu", python=hostile, cuda="cpu", status="failed", tests=failures)
+    cell = CellResult(
+        cell="py3.9-cpu", python=hostile, cuda="cpu", status=CellStatus.FAILED, tests=failures
+    )
     cell.message = "`code` | pipe <b>bold</b>"
     text = to_markdown(RunResult(cells=[cell]))
     assert "\n# injected" not in text and "![x]" not in text and "<img" not in text

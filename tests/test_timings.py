@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pytest_condamatrix.results import CellResult, RunResult
+from pytest_condamatrix.results import CellResult, CellStatus, RunResult
 from pytest_condamatrix.run.timings import load_timings, save_timings, start_order, timings_file
 
 IDS = ["py3.9-cpu", "py3.11-cpu", "py3.12-cpu", "py3.12-cu12.1"]
@@ -28,7 +28,9 @@ def test_in_parallel_new_cells_first_then_the_longest() -> None:
 
 
 def cell(name: str, status: str, seconds: float) -> CellResult:
-    return CellResult(cell=name, python="3.12", cuda="cpu", status=status, test_seconds=seconds)
+    return CellResult(
+        cell=name, python="3.12", cuda="cpu", status=CellStatus(status), test_seconds=seconds
+    )
 
 
 def test_saved_times_merge_with_those_of_cells_not_run(tmp_path: Path) -> None:

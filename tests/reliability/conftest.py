@@ -74,7 +74,9 @@ def scale(pytestconfig: pytest.Config) -> Scale:
     return Scale(stress=bool(pytestconfig.getoption("--stress")))
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
     collected = config.stash.get(FIGURES_KEY, None)
     if collected is None or not collected.data or collected.path is None:
         return
@@ -90,7 +92,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_line(f"written to {path}")
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MakeProject = Callable[..., Path]
-
 # A background process of a non-interactive shell starts with SIGINT ignored, and Python then
 # installs no KeyboardInterrupt handler: put it back, so that SIGINT acts as Ctrl-C does.
 PYTEST_WITH_SIGINT = (

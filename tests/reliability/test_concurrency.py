@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MakeProject
+
 from .conftest import Figures, Scale
-from .helpers import MakeProject, assert_no_traceback, run_matrix, start_matrix, wait_for
+from .helpers import assert_no_traceback, run_matrix, start_matrix, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MakeProject
 from pytest_condamatrix.envs import inventory, prune
 from pytest_condamatrix.envs.cache import Builder, EnvCache
 from pytest_condamatrix.envs.spec import EnvSpec
 
 from .conftest import Figures
-from .helpers import MakeProject, env_problems, run_matrix, tree_snapshot
+from .helpers import env_problems, run_matrix, tree_snapshot
 
 STAMP = Path("conda-meta") / "condamatrix-stamp.json"
 

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from conftest import MakeProject
 from pytest_condamatrix.envs.cache import EnvCache
 from pytest_condamatrix.envs.spec import EnvSpec
 from pytest_condamatrix.envs.stamp import STAMP
 
 from .conftest import Figures
-from .helpers import MakeProject, env_problems, run_matrix
+from .helpers import env_problems, run_matrix
 from .test_corruption import fake_builder
 
 # A test that writes into an installed module, as a careless test may: through the hard link,
@@ -36,7 +38,7 @@ def test_writes_into_its_env():
 """
 
 
-def python_record(prefix: Path) -> dict[str, dict[str, object]]:
+def python_record(prefix: Path) -> dict[str, dict[str, Any]]:
     (record,) = (prefix / "conda-meta").glob("python-3*.json")
     data = json.loads(record.read_text())
     return {e["_path"]: e for e in data["paths_data"]["paths"]} | {"": {"dir": data["link"]}}
@@ -56,8 +58,8 @@ def test_a_damaged_file_is_found_and_the_package_cache_repaired(
     prefix = Path(next(iter(first.cells().values()))["env_prefix"])
     interpreter = (prefix / "bin" / "python").resolve()
     rel = str(interpreter.relative_to(prefix))
-    size = int(python_record(prefix)[rel]["size_in_bytes"])  # type: ignore[call-overload]
-    cached = cache / "pkgs" / Path(str(python_record(prefix)[""]["dir"]["source"])).name / rel  # type: ignore[index]
+    size = int(python_record(prefix)[rel]["size_in_bytes"])
+    cached = cache / "pkgs" / Path(str(python_record(prefix)[""]["dir"]["source"])).name / rel
     assert cached.samefile(interpreter)  # a hard link: one file for both
 
     cases = 0

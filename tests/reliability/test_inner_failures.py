@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MakeProject
+
 from .conftest import Figures
-from .helpers import MakeProject, is_alive, kill_pids, run_matrix
+from .helpers import is_alive, kill_pids, run_matrix
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from filelock import ReadWriteLock
 
+from conftest import MakeProject
+
 from .conftest import Figures, Scale
 from .helpers import (
-    MakeProject,
     assert_no_traceback,
     build_started,
     env_problems,
@@ -138,8 +139,11 @@ def test_ctrl_c_ends_a_cell_waiting_for_its_turn(
         env={"RELIABILITY_SLEEP": "600"},
     )
     wait_for(lambda: len(list(pids.iterdir())) == 1, 120, "the first cell's slow test to start")
+
     # the run's cells are the processes whose --junitxml lies in its runs/<...>-<pid> folder
-    cells = lambda: processes_mentioning(f"-{run.pid}/")  # noqa: E731
+    def cells() -> list[int]:
+        return processes_mentioning(f"-{run.pid}/")
+
     wait_for(lambda: len(cells()) == 2, 60, "the second cell to wait at its gate")
     waiting = cells()
     sent = interrupt(run.pid)

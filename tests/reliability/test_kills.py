@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MakeProject
+
 from .conftest import Figures, Scale
 from .helpers import (
-    MakeProject,
     build_started,
     env_problems,
     kill_pids,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MakeProject
 from pytest_condamatrix import processes as command
 from pytest_condamatrix.envs.cache import EnvCache
 from pytest_condamatrix.envs.spec import EnvSpec
@@ -24,7 +25,6 @@ from pytest_condamatrix.errors import EnvBuildError
 
 from .conftest import Figures, Scale
 from .helpers import (
-    MakeProject,
     env_problems,
     is_alive,
     kill_pids,

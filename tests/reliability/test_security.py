@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import pytest_condamatrix
+from conftest import MakeProject
 from pytest_condamatrix.config import parse_config
 from pytest_condamatrix.errors import ConfigError
 from pytest_condamatrix.matrix import SAFE_ID, build_cells
@@ -24,7 +25,7 @@ from pytest_condamatrix.report.terminal import make_console, render_run
 from pytest_condamatrix.results import from_json
 
 from .conftest import Figures
-from .helpers import PYTEST_WITH_SIGINT, MakeProject
+from .helpers import PYTEST_WITH_SIGINT
 
 SOURCE = Path(pytest_condamatrix.__file__).parent
 SUBPROCESS_CALLS = {"run", "Popen", "call", "check_call", "check_output"}
