@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_condamatrix.config import parse_config
-from pytest_condamatrix.errors import ConfigError
+from pytest_condamatrix.errors import ConfigError, InstallError
 from pytest_condamatrix.install import InstallSettings
 from pytest_condamatrix.install.metadata import requires_dist, write_static_metadata
 from pytest_condamatrix.install.overlay import install_wheel
@@ -139,3 +139,33 @@ def test_default_mode_follows_the_build_system(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[build-system]\nrequires = ['setuptools']\n")
     assert InstallSettings.from_config(config, None, tmp_path).mode == "wheel"
     assert InstallSettings.from_config(config, "none", tmp_path).mode == "none"
+
+
+def _slip_wheel(path: Path) -> Path:
+    """A wheel with a member that would land outside the target (a "zip slip")."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(
+            "slip-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: slip\nVersion: 1.0\n"
+        )
+        zf.writestr(
+            "slip-1.0.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        zf.writestr("slip-1.0.dist-info/RECORD", "")
+        zf.writestr("../../escaped.py", "print('out')\n")
+    return path
+
+
+def test_a_wheel_member_outside_the_target_is_refused_by_the_overlay_and_the_channel(
+    tmp_path: Path,
+) -> None:
+    from pytest_condamatrix.localchannel.errors import ChannelBuildError
+    from pytest_condamatrix.localchannel.wheels import extract_wheel, read_wheel
+
+    wheel = _slip_wheel(tmp_path / "slip-1.0-py3-none-any.whl")
+    with pytest.raises(InstallError, match=r"unsafe path '\.\./\.\./escaped\.py'"):
+        install_wheel(wheel, tmp_path / "overlay", Path(sys.executable))
+    with pytest.raises(ChannelBuildError, match=r"unsafe member path '\.\./\.\./escaped\.py'"):
+        extract_wheel(read_wheel(wheel), tmp_path / "channel")
+    assert not (tmp_path.parent / "escaped.py").exists()
+    assert not list(tmp_path.rglob("escaped.py"))

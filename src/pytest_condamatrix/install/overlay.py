@@ -12,9 +12,10 @@ from __future__ import annotations
 import configparser
 import shutil
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..errors import InstallError
+from ..wheelfiles import UnsafeMember, wheel_files
 
 _BOOT = """\
 # Written by pytest-condamatrix: makes the overlay a site directory, then hands over.
@@ -53,12 +54,7 @@ def install_wheel(wheel: Path, overlay: Path, python: Path) -> list[str]:
         with zipfile.ZipFile(wheel) as zf:
             dist_info = _dist_info(zf, wheel)
             data_dir = dist_info[: -len(".dist-info")] + ".data"
-            for member in zf.infolist():
-                if member.is_dir():
-                    continue
-                parts = PurePosixPath(member.filename).parts
-                if member.filename.startswith("/") or ".." in parts:
-                    raise InstallError(f"{wheel.name}: unsafe path {member.filename!r}")
+            for member, parts in wheel_files(zf):
                 target = _target(parts, data_dir, site, bin_dir)
                 if target is None:
                     continue
@@ -74,6 +70,8 @@ def install_wheel(wheel: Path, overlay: Path, python: Path) -> list[str]:
                 if f"{dist_info}/entry_points.txt" in zf.namelist()
                 else ""
             )
+    except UnsafeMember as exc:
+        raise InstallError(f"{wheel.name}: unsafe path {exc.name!r}") from None
     except (OSError, zipfile.BadZipFile, KeyError) as exc:
         raise InstallError(f"cannot install {wheel}: {exc}") from None
     (site / dist_info / "INSTALLER").write_text("pytest-condamatrix\n", encoding="utf-8")

@@ -19,7 +19,7 @@ from calendar import timegm
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from filelock import FileLock
 from packaging.requirements import InvalidRequirement, Requirement
@@ -30,6 +30,7 @@ from packaging.version import Version
 from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta
 from pytest_condamatrix.localchannel.errors import ChannelBuildError
 from pytest_condamatrix.markers import marker_environment
+from pytest_condamatrix.wheelfiles import UnsafeMember, wheel_files
 
 __all__ = [
     "WHEEL_PINS",
@@ -346,20 +347,18 @@ def extract_wheel(wheel: Wheel, dest: Path) -> list[PackageFile]:
     data_dir = wheel.dist_info[: -len(".dist-info")] + ".data"
     files: list[PackageFile] = []
     with zipfile.ZipFile(wheel.path) as zf:
-        for member in zf.infolist():
-            if member.is_dir():
-                continue
-            parts = PurePosixPath(member.filename).parts
-            if member.filename.startswith("/") or ".." in parts:
-                raise ChannelBuildError(f"{wheel.path}: unsafe member path {member.filename!r}")
-            rel = _package_path(parts, data_dir)
-            if rel is None or rel == f"site-packages/{wheel.dist_info}/INSTALLER":
-                continue
-            target = dest / member.filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(zf.read(member))
-            executable = bool((member.external_attr >> 16) & 0o111)
-            files.append(PackageFile(rel, source=target, executable=executable))
+        try:
+            for member, parts in wheel_files(zf):
+                rel = _package_path(parts, data_dir)
+                if rel is None or rel == f"site-packages/{wheel.dist_info}/INSTALLER":
+                    continue
+                target = dest / member.filename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(zf.read(member))
+                executable = bool((member.external_attr >> 16) & 0o111)
+                files.append(PackageFile(rel, source=target, executable=executable))
+        except UnsafeMember as exc:
+            raise ChannelBuildError(f"{wheel.path}: unsafe member path {exc.name!r}") from None
     # Tells pip the files belong to conda.
     files.append(PackageFile(f"site-packages/{wheel.dist_info}/INSTALLER", data=b"conda\n"))
     return files
