@@ -9,6 +9,7 @@ worker accepts our options and ignores them.
 
 from __future__ import annotations
 
+import argparse
 import shlex
 from collections.abc import Sequence
 from typing import Any
@@ -152,6 +153,19 @@ FLAG_OPTIONS = tuple(name for name, settings in OPTIONS if settings.get("action"
 PER_RUN_VALUE_OPTIONS = ("--junitxml", "--junit-xml", "--result-log", "--report-log")
 #: what the outer run left out of its own arguments: options only the cells' plugins know
 CELL_ONLY_OPTIONS = pytest.StashKey[list[str]]()
+
+
+def parse_known(args: Sequence[str], *names: str) -> argparse.Namespace:
+    """The options ``names`` of ours as pytest reads them from ``args``; the rest is left."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for name, settings in OPTIONS:
+        if name in names:
+            # choices are checked where the values are used, with a message of ours
+            parser.add_argument(
+                name, **{k: v for k, v in settings.items() if k not in ("help", "choices")}
+            )
+    known, _ = parser.parse_known_args(list(args))
+    return known
 
 
 def strip_matrix_args(args: Sequence[str]) -> list[str]:

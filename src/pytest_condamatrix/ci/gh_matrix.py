@@ -39,6 +39,7 @@ from ..envs.lock import MatrixLock
 from ..envs.spec import make_spec
 from ..errors import ExitCode, UsageError
 from ..matrix import SAFE_ID, Cell, build_cells, select_cells
+from ..options import parse_known
 from ..run.session import SessionOptions, cache_root, load_lock, load_matrix
 
 #: GitHub runs at most this many jobs from one matrix
@@ -122,10 +123,7 @@ class EnvArgs:
 
 
 def env_args(pytest_args: Sequence[str]) -> EnvArgs:
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--conda-matrix-channel", action="append", default=[])
-    parser.add_argument("--conda-matrix-engine")
-    known, _ = parser.parse_known_args(list(pytest_args))
+    known = parse_known(pytest_args, "--conda-matrix-channel", "--conda-matrix-engine")
     return EnvArgs(tuple(known.conda_matrix_channel), known.conda_matrix_engine)
 
 
