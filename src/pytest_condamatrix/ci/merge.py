@@ -22,7 +22,8 @@ from ..errors import ResultsError, UsageError
 from ..matrix import SAFE_ID
 from ..report.terminal import make_console, render_run
 from ..results import SCHEMA, SCHEMA_VERSION, CellResult, RunResult, from_json
-from ..run.session import SessionOptions, write_reports
+from ..run.report_files import write_reports
+from ..run.session import SessionOptions
 
 #: an id as :func:`pytest_condamatrix.matrix.cell_id` writes it
 CELL_ID = re.compile(r"^py(?P<python>3\.\d+(?:\.\d+)?)-(?:cpu|cu(?P<cuda>\d+(?:\.\d+){0,2}))$")

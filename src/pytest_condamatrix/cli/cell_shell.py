@@ -37,8 +37,8 @@ from ..envs.engines import make_engine
 from ..errors import CondaMatrixError, ExitCode, UsageError
 from ..matrix import Cell
 from ..report.terminal import ProgressPrinter, make_console
+from ..run.cell_process import WORKER_MODULE
 from ..run.cellenv import cell_variables
-from ..run.runner import WORKER_MODULE
 from ..run.session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
 from .options import add_cache_dir_option, add_config_option
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from pytest_condamatrix.run.slots import OrderedSlots
+from pytest_condamatrix.run.scheduler import OrderedSlots
 
 
 def test_a_freed_slot_goes_to_the_earliest_waiter_and_keeps_its_number() -> None:
