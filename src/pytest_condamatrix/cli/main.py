@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -237,8 +236,10 @@ def run_demo(pytest_args: Sequence[str], cache_dir: Path | None) -> int:
     user_args, cells = demo_cells(found, pytest_args)
     for cell in cells:
         argv += ["--conda-matrix-select", cell]
+    from .. import processes
+
     # The demo is a separate pytest run in the example project, as a user would start it.
-    return subprocess.call([*argv, *user_args], cwd=demo_project())
+    return processes.foreground([*argv, *user_args], cwd=demo_project())
 
 
 SELECT = "--conda-matrix-select"

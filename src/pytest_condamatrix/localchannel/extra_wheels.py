@@ -27,6 +27,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from pytest_condamatrix import processes
 from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta
 from pytest_condamatrix.localchannel.errors import ChannelBuildError
 from pytest_condamatrix.localchannel.wheels import Wheel, read_wheel
@@ -118,7 +119,7 @@ def _pip_download(
     if wheelhouse is not None:
         argv += ["--find-links", str(wheelhouse)]
     try:
-        proc = subprocess.run([*argv, *requirements], capture_output=True, text=True, timeout=1800)
+        proc = processes.run([*argv, *requirements], timeout=1800)
     except (OSError, subprocess.SubprocessError) as exc:
         raise ChannelBuildError(f"could not run pip to download wheels: {exc}") from exc
     if proc.returncode != 0:

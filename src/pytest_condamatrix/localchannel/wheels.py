@@ -27,6 +27,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from pytest_condamatrix import processes
 from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta
 from pytest_condamatrix.localchannel.errors import ChannelBuildError
 from pytest_condamatrix.markers import marker_environment
@@ -305,7 +306,7 @@ def _pip_download(specs: list[str], cache: Path) -> None:
         "--abi", "none", "--dest", str(cache), *specs,
     ]  # fmt: skip
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+        proc = processes.run(argv, timeout=900)
     except (OSError, subprocess.SubprocessError) as exc:
         raise ChannelBuildError(f"could not run pip to download {' '.join(specs)}: {exc}") from exc
     if proc.returncode != 0:
