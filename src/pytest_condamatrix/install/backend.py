@@ -20,8 +20,9 @@ from filelock import FileLock
 
 from .. import processes
 from ..errors import InstallError
+from .prefix import site_packages
 from .project import Project
-from .requirements import installed, missing, site_packages
+from .requirements import installed, missing
 
 BUILD_TIMEOUT = 1800.0
 
