@@ -32,7 +32,7 @@ def test_a_helper_reads_its_input_or_nothing(tmp_path: Path) -> None:
     echo = [sys.executable, "-c", "import sys; print(repr(sys.stdin.read()))"]
     assert processes.run(echo, input="hi").stdout.strip() == "'hi'"
     assert processes.run(echo, cwd=tmp_path).stdout.strip() == "''"  # not the terminal
-    raw = processes.run([sys.executable, "-c", "print('a')"], text=False)
+    raw = processes.run_bytes([sys.executable, "-c", "print('a')"])
     assert raw.stdout.strip() == b"a"
 
 

@@ -1,10 +1,10 @@
 """The one place that starts processes: argv lists only, never a shell of ours.
 
-Three ways to start one: :func:`run` a short helper and capture its output;
-:func:`spawn` a cell's pytest (or an env build) in the background, in a process group of
-its own; :func:`foreground` a command the user watches (a shell in a cell, the demo's run),
-in the terminal's group. What a child must not inherit from this process's environment is
-named here once (:func:`child_environ`).
+Three ways to start one: :func:`run` a short helper and capture its output (or
+:func:`run_bytes`); :func:`spawn` a cell's pytest (or an env build) in the background, in a
+process group of its own; :func:`foreground` a command the user watches (a shell in a cell,
+the demo's run), in the terminal's group. What a child must not inherit from this process's
+environment is named here once (:func:`child_environ`).
 
 Each spawned child leads its own process group so that a timeout or an interrupt can kill
 everything it started (test helpers, subprocesses it leaked), not just the child itself.
@@ -30,7 +30,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Literal, overload
+from typing import IO, TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
 
 GRACE_SECONDS = 3.0
 #: the outer Python's own variables: another interpreter (a cell's, a build backend's, pip's)
@@ -224,53 +227,47 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-@overload
-def run(
-    argv: Sequence[str],
-    *,
-    cwd: Path | None = ...,
-    env: Mapping[str, str] | None = ...,
-    timeout: float | None = ...,
-    input: str | None = ...,
-    text: Literal[True] = ...,
-) -> subprocess.CompletedProcess[str]: ...
+class _Where(TypedDict, total=False):
+    """Where a helper runs: its folder, its environment (this process's by default, see
+    child_environ) and how long it may take."""
 
-
-@overload
-def run(
-    argv: Sequence[str],
-    *,
-    cwd: Path | None = ...,
-    env: Mapping[str, str] | None = ...,
-    timeout: float | None = ...,
-    input: None = ...,
-    text: Literal[False],
-) -> subprocess.CompletedProcess[bytes]: ...
+    cwd: Path | None
+    env: Mapping[str, str] | None
+    timeout: float | None
 
 
 def run(
     argv: Sequence[str],
     *,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float | None = None,
     input: str | None = None,
-    text: bool = True,
-) -> subprocess.CompletedProcess[str] | subprocess.CompletedProcess[bytes]:
+    **where: Unpack[_Where],
+) -> subprocess.CompletedProcess[str]:
     """Run a short helper command and capture its output (never through a shell).
 
     Its stdin is ``input``, or nothing: a helper whose output nobody sees must not wait for
-    the terminal. ``env``: this process's environment by default (see child_environ).
+    the terminal.
     """
+    return _captured(argv, where, input, text=True)
+
+
+def run_bytes(argv: Sequence[str], **where: Unpack[_Where]) -> subprocess.CompletedProcess[bytes]:
+    """:func:`run`, the output left as bytes (file names; text of unknown encoding)."""
+    return _captured(argv, where, None, text=False)
+
+
+def _captured(
+    argv: Sequence[str], where: _Where, input: str | None, *, text: bool
+) -> subprocess.CompletedProcess[Any]:
+    env = where.get("env")
     return subprocess.run(
         list(argv),
-        cwd=cwd,
+        cwd=where.get("cwd"),
         env=None if env is None else dict(env),
         input=input,
         stdin=subprocess.DEVNULL if input is None else None,
         capture_output=True,
         text=text,
-        timeout=timeout,
+        timeout=where.get("timeout"),
         check=False,
     )
 

@@ -81,7 +81,7 @@ def build(
         argv = [str(python), "-c", _HOOK, str(source), hook, str(out_dir), project.backend,
                 json.dumps(list(project.backend_path)), str(result)]  # fmt: skip
         try:
-            proc = processes.run(argv, cwd=source, env=environ, timeout=BUILD_TIMEOUT, text=False)
+            proc = processes.run_bytes(argv, cwd=source, env=environ, timeout=BUILD_TIMEOUT)
         except (OSError, subprocess.SubprocessError) as exc:
             raise InstallError(f"could not run the build backend with {python}: {exc}") from None
         answer = _read(result)

@@ -84,11 +84,10 @@ def _skipped(rel: str) -> bool:
 
 def _git_files(root: Path) -> list[str] | None:
     try:
-        proc = processes.run(
+        proc = processes.run_bytes(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             cwd=root,
             timeout=60,
-            text=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
