@@ -29,8 +29,9 @@ from pytest_condamatrix.envs.spec import EnvSpec, make_spec
 from pytest_condamatrix.matrix import Cell
 from pytest_condamatrix.report.terminal import ProgressPrinter
 from pytest_condamatrix.results import CellResult
+from pytest_condamatrix.run.cell_process import WORKER_MODULE
 from pytest_condamatrix.run.protocol import StreamTail
-from pytest_condamatrix.run.runner import WORKER_MODULE, MatrixRunner, RunOptions
+from pytest_condamatrix.run.runner import MatrixRunner, RunOptions
 from pytest_condamatrix.run.session import SessionOptions, load_matrix
 
 from . import tools

@@ -94,7 +94,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         return None  # inside a cell: the tests run here, normally
     if not (config.getoption("conda_matrix") or config.getoption("conda_matrix_list")):
         return None
-    from .run.session import run_from_pytest
+    from .run.from_pytest import run_from_pytest
 
     # configured as a pytest session would be: plugins such as --report-log open their
     # files in pytest_configure, and are then given every cell's reports

@@ -1,6 +1,12 @@
-"""The one place that starts processes: argv lists only, a process group per child.
+"""The one place that starts processes: argv lists only, never a shell of ours.
 
-Each child leads its own process group so that a timeout or an interrupt can kill
+Three ways to start one: :func:`run` a short helper and capture its output (or
+:func:`run_bytes`); :func:`spawn` a cell's pytest (or an env build) in the background, in a
+process group of its own; :func:`foreground` a command the user watches (a shell in a cell,
+the demo's run), in the terminal's group. What a child must not inherit from this process's
+environment is named here once (:func:`child_environ`).
+
+Each spawned child leads its own process group so that a timeout or an interrupt can kill
 everything it started (test helpers, subprocesses it leaked), not just the child itself.
 
 A SIGKILL of this process leaves nobody to kill those groups, at any moment of a child's
@@ -24,9 +30,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's from Python 3.11
 
 GRACE_SECONDS = 3.0
+#: the outer Python's own variables: another interpreter (a cell's, a build backend's, pip's)
+#: would import this one's packages or stdlib through them
+PYTHON_VARS = ("PYTHONHOME", "PYTHONPATH")
+#: those, and the variables that name the outer env: a cell's processes must not see them
+OUTER_ENV_VARS = (*PYTHON_VARS, "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV")
 #: the pid of the process that started a child, for a child that watches its parent
 PARENT_PID_VAR = "CONDAMATRIX_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
@@ -36,6 +50,13 @@ _PR_SET_PDEATHSIG = 1
 # from the caller's thread (the runner's cell threads come and go).
 _spawner: ThreadPoolExecutor | None = None
 _spawner_lock = threading.Lock()
+
+
+def child_environ(
+    base: Mapping[str, str] | None = None, *, drop: Sequence[str] = PYTHON_VARS
+) -> dict[str, str]:
+    """``base`` (this process's environment by default) without the variables ``drop``."""
+    return {k: v for k, v in (os.environ if base is None else base).items() if k not in drop}
 
 
 def spawn(
@@ -206,20 +227,69 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+class _Where(TypedDict, total=False):
+    """Where a helper runs: its folder, its environment (this process's by default, see
+    child_environ) and how long it may take."""
+
+    cwd: Path | None
+    env: Mapping[str, str] | None
+    timeout: float | None
+
+
 def run(
     argv: Sequence[str],
     *,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float | None = None,
+    input: str | None = None,
+    **where: Unpack[_Where],
 ) -> subprocess.CompletedProcess[str]:
-    """Run a short helper command and capture its output (never through a shell)."""
+    """Run a short helper command and capture its output (never through a shell).
+
+    Its stdin is ``input``, or nothing: a helper whose output nobody sees must not wait for
+    the terminal.
+    """
+    return _captured(argv, where, input, text=True)
+
+
+def run_bytes(argv: Sequence[str], **where: Unpack[_Where]) -> subprocess.CompletedProcess[bytes]:
+    """:func:`run`, the output left as bytes (file names; text of unknown encoding)."""
+    return _captured(argv, where, None, text=False)
+
+
+def _captured(
+    argv: Sequence[str], where: _Where, input: str | None, *, text: bool
+) -> subprocess.CompletedProcess[Any]:
+    env = where.get("env")
     return subprocess.run(
+        list(argv),
+        cwd=where.get("cwd"),
+        env=None if env is None else dict(env),
+        input=input,
+        stdin=subprocess.DEVNULL if input is None else None,
+        capture_output=True,
+        text=text,
+        timeout=where.get("timeout"),
+        check=False,
+    )
+
+
+def foreground(
+    argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> int:
+    """Run a command the user watches, with the terminal as it is, and wait for it.
+
+    It stays in the terminal's process group (Ctrl-C reaches it, and it decides) and dies
+    with this process (the parent-death signal) rather than outlive it on the terminal.
+    Returns its exit code (negative: ended by that signal); a missing command raises
+    FileNotFoundError.
+    """
+    with subprocess.Popen(
         list(argv),
         cwd=cwd,
         env=None if env is None else dict(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+        preexec_fn=_die_with(os.getpid()),
+    ) as proc:
+        try:
+            return proc.wait()
+        except BaseException:  # as subprocess.call: an interrupted wait ends the command
+            proc.kill()
+            raise

@@ -20,7 +20,6 @@ import os
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from .. import cuda
+from .. import cuda, processes
 from ..config import MatrixConfig
 from ..envs.cache import EnvCache, EnvStatus
 from ..envs.engines import make_engine
@@ -38,8 +37,8 @@ from ..errors import CondaMatrixError, UsageError
 from ..matrix import Cell
 from ..report.terminal import ProgressPrinter, make_console
 from ..results import EnvState
+from ..run.cell_process import WORKER_MODULE
 from ..run.cellenv import cell_variables
-from ..run.runner import WORKER_MODULE
 from ..run.session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
 
 
@@ -134,15 +133,8 @@ def activate(prefix: Path, environ: Mapping[str, str]) -> dict[str, str]:
         dump = Path(tmp) / "environ.json"
         reader = "import json, os, sys; json.dump(dict(os.environ), open(sys.argv[1], 'w'))"
         full = f"{script}\nexec {shlex.quote(sys.executable)} -c {shlex.quote(reader)} {dump}\n"
-        done = subprocess.run(
-            ["bash", "--noprofile", "--norc", "-c", full],
-            env=dict(environ),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,  # what activation scripts print is not the command's
-            stderr=subprocess.PIPE,
-            text=True,
-            check=False,
-        )
+        # what activation scripts print is not the command's: captured, and dropped
+        done = processes.run(["bash", "--noprofile", "--norc", "-c", full], env=environ)
         if done.returncode != 0 or not dump.is_file():
             raise CondaMatrixError(
                 f"activating {prefix} failed (exit code {done.returncode}): "
@@ -172,13 +164,12 @@ def run_in_cell(cmd: Sequence[str], environ: Mapping[str, str], *, cwd: Path) ->
     previous = signal.signal(signal.SIGINT, lambda *_: None)
     try:
         try:
-            proc = subprocess.Popen(list(cmd), env=dict(environ), cwd=cwd)
+            code = processes.foreground(cmd, env=environ, cwd=cwd)
         except FileNotFoundError:
             raise UsageError(
                 f"{cmd[0]!r} is not a command in the cell's env nor on PATH",
                 hint="install it with the cell's dependencies, or give its full path",
             ) from None
-        code = proc.wait()
     finally:
         signal.signal(signal.SIGINT, previous)
     return 128 - code if code < 0 else code

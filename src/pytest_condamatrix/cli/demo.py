@@ -8,7 +8,6 @@ built for ``condamatrix --help``, which must not import pytest, rattler or rich.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -157,7 +156,9 @@ def run_demo(pytest_args: Sequence[str], cache_dir: Path | None) -> int:
     for cell in cells:
         argv += ["--conda-matrix-select", cell]
     # The demo is a separate pytest run in the example project, as a user would start it.
-    return subprocess.call([*argv, *user_args], cwd=demo_project())
+    from .. import processes
+
+    return processes.foreground([*argv, *user_args], cwd=demo_project())
 
 
 def demo_cells(found: Sequence[str], pytest_args: Sequence[str]) -> tuple[list[str], list[str]]:

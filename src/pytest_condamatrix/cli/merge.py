@@ -38,7 +38,8 @@ def add_parsers(sub: Subcommands) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..ci.merge import load_shard, merge_shards
     from ..report.terminal import make_console, render_run
-    from ..run.session import SessionOptions, write_reports
+    from ..run.report_files import write_reports
+    from ..run.session import SessionOptions
 
     shards = [load_shard(path) for path in args.files]
     merged = merge_shards(shards, args.expect)

@@ -7,7 +7,6 @@ temporary name, so those are rewritten to the final prefix before the rename.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,7 +25,7 @@ def install_pip_layer(
     if not requirements:
         return []
     python = python_executable(prefix)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env = command.child_environ()
     env["PYTHONNOUSERSITE"] = "1"
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     before = _freeze(python, env)

@@ -16,12 +16,9 @@ from typing import TYPE_CHECKING
 
 from ..config import INSTALL_MODES
 from ..errors import InstallError
-from . import backend, overlay
-from .metadata import requires_dist, write_static_metadata
+from .prefix import env_python_version
 from .project import Project, read_project
-from .requirements import env_python_version, fix_for, installed, missing, site_packages
 from .sources import Sources, scan_sources
-from .wheels import cached_wheel
 
 if TYPE_CHECKING:
     from ..config import MatrixConfig
@@ -78,6 +75,10 @@ def prepare_install(
 ) -> Overlay:
     """Build (or reuse) the project for ``cell`` and install it into a fresh overlay in
     ``run_dir``; raises :class:`InstallError` with a fix when that cannot be done."""
+    # here: a run that builds nothing (install = "none") imports no build machinery
+    from . import overlay
+    from .metadata import requires_dist, write_static_metadata
+
     start = time.monotonic()
     project = read_project(settings.root)
     minor = ".".join(cell.python.split(".")[:2])
@@ -94,6 +95,9 @@ def prepare_install(
                 "table and no setup.py, so there is nothing to build",
                 hint="add a [build-system] table to pyproject.toml, or use install = 'none'",
             )
+        from . import backend
+        from .wheels import cached_wheel
+
         sources = settings.sources or scan_sources(settings.root)
 
         def build(source: Path, out: Path) -> Path:
@@ -124,6 +128,11 @@ def _check_requirements(
     version: str,
     folder: Path,
 ) -> None:
+    if not requirements:  # nothing to look for: no scan of the env, no packaging imported
+        return
+    from .prefix import site_packages
+    from .requirements import fix_for, installed, missing
+
     have = installed([site_packages(prefix, minor), folder / "site"])
     lacking = missing(requirements, have, version, settings.extras)
     if not lacking:

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from .. import processes
 from ..errors import InstallError
+from .prefix import site_packages
 from .project import Project
-from .requirements import installed, missing, site_packages
+from .requirements import installed, missing
 
 BUILD_TIMEOUT = 1800.0
 
@@ -72,16 +74,14 @@ def build(
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="condamatrix-hook-") as tmp:
         result = Path(tmp) / "result.json"
-        environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
+        environ = processes.child_environ()
         if extra_path:
             environ["PYTHONPATH"] = os.pathsep.join(extra_path)
         environ["PYTHONNOUSERSITE"] = "1"
         argv = [str(python), "-c", _HOOK, str(source), hook, str(out_dir), project.backend,
                 json.dumps(list(project.backend_path)), str(result)]  # fmt: skip
         try:
-            proc = subprocess.run(
-                argv, cwd=source, env=environ, capture_output=True, timeout=BUILD_TIMEOUT
-            )
+            proc = processes.run_bytes(argv, cwd=source, env=environ, timeout=BUILD_TIMEOUT)
         except (OSError, subprocess.SubprocessError) as exc:
             raise InstallError(f"could not run the build backend with {python}: {exc}") from None
         answer = _read(result)
@@ -133,9 +133,7 @@ def _build_env(
         if not has_pip:  # the outer pip fetches for the cell's Python
             argv += ["--python-version", minor, "--only-binary=:all:"]
         try:
-            proc = subprocess.run(
-                [*argv, *requires], capture_output=True, text=True, timeout=BUILD_TIMEOUT
-            )
+            proc = processes.run([*argv, *requires], timeout=BUILD_TIMEOUT)
         except (OSError, subprocess.SubprocessError) as exc:
             proc = subprocess.CompletedProcess(argv, 1, "", str(exc))
         if proc.returncode != 0:

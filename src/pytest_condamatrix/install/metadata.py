@@ -7,8 +7,6 @@ from __future__ import annotations
 from email.parser import HeaderParser
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
-
 from .overlay import write_boot, write_scripts
 from .project import Project
 
@@ -29,13 +27,13 @@ def write_static_metadata(project: Project, overlay: Path, python: Path) -> tupl
     for extra, deps in project.optional.items():
         for dep in deps:
             req, _, marker = dep.partition(";")
-            extra_marker = f'extra == "{canonicalize_name(extra)}"'
+            extra_marker = f'extra == "{_canonical(extra)}"'
             combined = f"({marker.strip()}) and {extra_marker}" if marker.strip() else extra_marker
             requirements.append(f"{req.strip()}; {combined}")
     if not project.name or not project.version:
         return tuple(requirements)
     site = overlay / "site"
-    dist = site / f"{canonicalize_name(project.name).replace('-', '_')}-{project.version}.dist-info"
+    dist = site / f"{_canonical(project.name).replace('-', '_')}-{project.version}.dist-info"
     dist.mkdir(parents=True, exist_ok=True)
     lines = ["Metadata-Version: 2.1", f"Name: {project.name}", f"Version: {project.version}"]
     if project.requires_python:
@@ -57,3 +55,9 @@ def write_static_metadata(project: Project, overlay: Path, python: Path) -> tupl
     write_scripts(text, overlay / "bin", site, python)
     write_boot(overlay)
     return tuple(requirements)
+
+
+def _canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name  # here: most runs have no [project] table
+
+    return canonicalize_name(name)

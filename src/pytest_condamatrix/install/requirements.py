@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -12,22 +11,6 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import InstallError
 from ..markers import marker_environment
-
-
-def env_python_version(prefix: Path, minor: str) -> str:
-    """The full version of the env's Python, from its conda record (no interpreter start)."""
-    for record in sorted((prefix / "conda-meta").glob("python-3*.json")):
-        try:
-            data = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if data.get("name") == "python":
-            return str(data.get("version", minor))
-    return minor
-
-
-def site_packages(prefix: Path, minor: str) -> Path:
-    return prefix / "lib" / f"python{minor}" / "site-packages"
 
 
 def installed(folders: Iterable[Path]) -> dict[str, Version | None]:

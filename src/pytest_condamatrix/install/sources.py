@@ -16,6 +16,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import processes
+
 _SKIP_DIRS = frozenset({"__pycache__", "build", "dist", "node_modules", "htmlcov"})
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".o", ".obj", ".dylib", ".dll")
 _SKIP_NAMES = frozenset({".coverage"})
@@ -82,12 +84,10 @@ def _skipped(rel: str) -> bool:
 
 def _git_files(root: Path) -> list[str] | None:
     try:
-        proc = subprocess.run(
+        proc = processes.run_bytes(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             cwd=root,
-            capture_output=True,
             timeout=60,
-            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None

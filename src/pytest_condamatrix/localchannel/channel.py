@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import sysconfig
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +35,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from pytest_condamatrix import processes
 from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta, write_conda
 from pytest_condamatrix.localchannel.cuda_packages import cuda_packages
 from pytest_condamatrix.localchannel.errors import INSTALL_HINT, ChannelBuildError
@@ -358,12 +358,7 @@ def _index(dest: Path, subdir: str) -> None:
     # runtime's threads that can take the GIL while the interpreter finalizes, crashing the
     # process at exit (SIGSEGV/SIGABRT, a few runs in a hundred under load). A child that
     # never finalizes cannot crash that way, and the caller's process stays clean.
-    proc = subprocess.run(
-        [sys.executable, "-c", _INDEX_SCRIPT, str(dest)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = processes.run([sys.executable, "-c", _INDEX_SCRIPT, str(dest)])
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise ChannelBuildError(f"indexing {dest} failed: {detail[0]}")

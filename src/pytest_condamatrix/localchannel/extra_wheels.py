@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +28,7 @@ from packaging.version import Version
 
 from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta
 from pytest_condamatrix.localchannel.errors import ChannelBuildError
-from pytest_condamatrix.localchannel.wheels import Wheel, read_wheel
+from pytest_condamatrix.localchannel.wheels import Wheel, pip_download, read_wheel
 
 __all__ = ["binary_files", "binary_meta", "is_pure", "select_extra_wheels"]
 
@@ -117,10 +116,7 @@ def _pip_download(
     ]  # fmt: skip
     if wheelhouse is not None:
         argv += ["--find-links", str(wheelhouse)]
-    try:
-        proc = subprocess.run([*argv, *requirements], capture_output=True, text=True, timeout=1800)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ChannelBuildError(f"could not run pip to download wheels: {exc}") from exc
+    proc = pip_download([*argv, *requirements], "wheels", timeout=1800)
     if proc.returncode != 0:
         raise ChannelBuildError(
             f"pip could not get wheels of {' '.join(requirements)} for Python {minor} "

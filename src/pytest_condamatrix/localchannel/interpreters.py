@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_condamatrix import processes
+
 __all__ = ["Interpreter", "find_interpreters", "probe_interpreters", "pyenv_root"]
 
 _MINOR = re.compile(r"^3\.(\d+)$")
@@ -126,9 +128,7 @@ def _is_script(exe: Path) -> bool:
 
 def _probe(exe: Path) -> Interpreter | None:
     try:
-        proc = subprocess.run(
-            [str(exe), "-I", "-S", "-c", _PROBE], capture_output=True, text=True, timeout=60
-        )
+        proc = processes.run([str(exe), "-I", "-S", "-c", _PROBE], timeout=60)
         info = json.loads(proc.stdout) if proc.returncode == 0 else None
     except (OSError, subprocess.SubprocessError, ValueError):
         info = None

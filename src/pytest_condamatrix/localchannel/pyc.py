@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_condamatrix import processes
 from pytest_condamatrix.localchannel.errors import ChannelBuildError
 
 __all__ = ["compile_pyc"]
@@ -54,13 +54,7 @@ def compile_pyc(python: Path, pairs: Sequence[tuple[Path, Path]], workdir: Path)
     driver = workdir / "_condamatrix_compile.py"
     driver.write_text(_DRIVER, encoding="utf-8")
     payload = json.dumps([[str(s), str(t)] for s, t in pairs])
-    proc = subprocess.run(
-        [str(python), "-I", str(driver)],
-        input=payload,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    proc = processes.run([str(python), "-I", str(driver)], input=payload, timeout=1800)
     if proc.returncode != 0:
         raise ChannelBuildError(
             f"compiling {len(pairs)} files with {python} failed "

@@ -12,9 +12,9 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
+from pytest_condamatrix import processes
 from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta
 from pytest_condamatrix.localchannel.errors import ChannelBuildError
 from pytest_condamatrix.localchannel.interpreters import Interpreter
@@ -157,7 +157,7 @@ def _patched_elf(rel: str, path: Path, prefix: Path, patchelf: Path, workdir: Pa
 
 def _patchelf(patchelf: Path, *args: str | Path) -> str:
     argv = [str(patchelf), *(str(a) for a in args)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    proc = processes.run(argv, timeout=120)
     if proc.returncode != 0:
         raise ChannelBuildError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
     return proc.stdout

@@ -27,6 +27,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from pytest_condamatrix import processes
 from pytest_condamatrix.localchannel.conda_package import PackageFile, PackageMeta
 from pytest_condamatrix.localchannel.errors import ChannelBuildError
 from pytest_condamatrix.markers import marker_environment
@@ -44,6 +45,7 @@ __all__ = [
     "noarch_key",
     "noarch_meta",
     "pep440_to_conda",
+    "pip_download",
     "read_wheel",
     "select_wheels",
 ]
@@ -305,16 +307,21 @@ def _pip_download(specs: list[str], cache: Path) -> None:
         "--ignore-requires-python", "--platform", "any", "--implementation", "py",
         "--abi", "none", "--dest", str(cache), *specs,
     ]  # fmt: skip
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ChannelBuildError(f"could not run pip to download {' '.join(specs)}: {exc}") from exc
+    proc = pip_download(argv, " ".join(specs), timeout=900)
     if proc.returncode != 0:
         raise ChannelBuildError(
             f"pip could not download {' '.join(specs)} from PyPI "
             f"(exit {proc.returncode}): {proc.stderr.strip()[-1500:]}\n"
             f"Check access to PyPI, or put those wheels into {cache}."
         )
+
+
+def pip_download(argv: list[str], what: str, *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``pip download`` (``argv``); a pip that cannot start is the channel's error."""
+    try:
+        return processes.run(argv, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ChannelBuildError(f"could not run pip to download {what}: {exc}") from exc
 
 
 def noarch_key(wheel: Wheel, minor: str, depends: Sequence[str], builder_version: str) -> str:

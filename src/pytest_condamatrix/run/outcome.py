@@ -137,3 +137,18 @@ def _last_exception(lines: list[str]) -> str:
 
 def _indent(text: str) -> str:
     return ("\n" + text) if text else ""
+
+
+#: what a cell's failure looks like when a file of its env is damaged (a truncated binary,
+#: a module that no longer imports)
+DAMAGE_SIGNS = re.compile(
+    r"Exec format error|bad marshal data|invalid ELF header|cannot open shared object"
+    r"|ImportError|ModuleNotFoundError|killed by signal (?:4|7|11)\b"
+)
+
+
+def looks_damaged(result: CellResult) -> bool:
+    if result.status not in (CellStatus.CRASHED, CellStatus.ERROR, CellStatus.FAILED):
+        return False
+    texts = [result.message, *(t.longrepr for t in result.tests if t.longrepr)]
+    return any(DAMAGE_SIGNS.search(text) for text in texts[:50])

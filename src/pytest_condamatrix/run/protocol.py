@@ -17,10 +17,11 @@ import json
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..results import TestResult
+from ..results import CellResult, TestResult, ordered_counts
 
 if TYPE_CHECKING:
     import pytest
@@ -42,6 +43,32 @@ SILENT_PLUGINS = (
 )
 #: the attribute that names the cell on a relayed report (xdist puts its node on them)
 CELL_ATTRIBUTE = "condamatrix_cell"
+
+
+class Reporter(Protocol):
+    """Receives progress while the matrix runs (terminal output, tests)."""
+
+    def cell_phase(self, cell: str, phase: str) -> None: ...
+
+    def cell_collected(self, cell: str, count: int) -> None: ...
+
+    def test_done(self, cell: str, test: TestResult) -> None: ...
+
+    def cell_done(self, result: CellResult) -> None: ...
+
+
+class NullReporter:
+    def cell_phase(self, cell: str, phase: str) -> None:
+        pass
+
+    def cell_collected(self, cell: str, count: int) -> None:
+        pass
+
+    def test_done(self, cell: str, test: TestResult) -> None:
+        pass
+
+    def cell_done(self, result: CellResult) -> None:
+        pass
 
 
 class StreamTail:
@@ -167,6 +194,52 @@ class ReportRelay:
                         f"warning: a plugin failed in {name} on a cell's report "
                         f"({type(exc).__name__}: {exc}); the matrix goes on\n"
                     )
+
+
+def apply_records(
+    cell: str,
+    result: CellResult,
+    records: list[dict[str, Any]],
+    relay: ReportRelay,
+    reporter: Reporter,
+    on_failure: Callable[[str, dict[str, Any]], None],
+) -> None:
+    """Take a cell's new records into its result, the relay and the reporter."""
+    for record in records:
+        event = record.get("e")
+        if event in ("test", "collect"):
+            test = relay.test(cell, record)
+            data = record.get("r")
+            if isinstance(data, dict) and data.get("outcome") == "failed":
+                on_failure(cell, data)
+            if test is not None:
+                result.tests.append(test)
+                reporter.test_done(cell, test)
+        elif event == "warning":
+            result.warnings += 1
+            relay.warning(cell, record)
+        elif event == "deselected":
+            result.deselected += _int(record.get("n"))
+        elif event == "collected":
+            result.collected = _int(record.get("n"))
+            ids = record.get("ids")
+            if isinstance(ids, list):
+                result.collected_ids = [str(i) for i in ids]
+            reporter.cell_collected(cell, result.collected)
+        elif event == "start":
+            result.interpreter = str(record.get("python", ""))
+            result.pytest_version = str(record.get("pytest", ""))
+        elif event == "finish":
+            counts = record.get("counts")
+            result.summary = (
+                ordered_counts({str(k): _int(v) for k, v in counts.items()})
+                if isinstance(counts, dict)
+                else result.counts()  # no terminal reporter in the cell: count reports
+            )
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _call_impls(hook: Any, kwargs: dict[str, Any]) -> None:

@@ -1,39 +1,32 @@
 """Run the cells: get each env from the cache, run the inner pytest, collect its results.
 
-The outer process never imports the project's tests. Per cell it runs
-``<prefix>/bin/python -m pytest <args> -p _condamatrix_worker`` in a process group of its
-own; the worker appends pytest's own serialised reports to a file that this module tails
-(protocol.py) for live progress, the outer pytest's hooks and the results. A cell that ends
-without reporting says why through the last meaningful lines of its output (outcome.py).
+The outer process never imports the project's tests. Per cell it starts the inner pytest
+(cell_process.py); the worker appends pytest's own serialised reports to a file that this
+module tails (protocol.py) for live progress, the outer pytest's hooks and the results. A
+cell that ends without reporting says why through the last meaningful lines of its output
+(outcome.py).
 
-``jobs`` bounds how many cells run tests at once; the cells after them are prepared ahead.
-Their envs are checked or built meanwhile (``jobs + 1`` at a time), and one more cell is
-*prestarted*: its interpreter starts, imports pytest and its plugins, then waits at the
-worker's gate (before any conftest.py or test is imported) until a slot frees up. A cold
-env build, or a small suite's start-up, then overlaps the previous cells' tests instead of
-following them. Each cell has a thread, and every limit is a slot (slots.py) taken in turn
-among the cells ready for it; a cell that uses the GPU takes a GPU slot before it starts.
+``jobs`` bounds how many cells run tests at once; the cells after them are prepared ahead
+(scheduler.py): their envs are checked or built meanwhile, and one more cell is
+*prestarted*, waiting at the worker's gate until a slot frees up. A cold env build, or a
+small suite's start-up, then overlaps the previous cells' tests instead of following them.
+Each cell has a thread; slots, not threads, decide what runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
-import select
 import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from .. import cuda
-from .. import processes as command
+from .. import cuda, processes
 from ..envs.cache import EnvCache, EnvStatus
 from ..envs.engines import Engine
 from ..envs.host import detect_driver
@@ -42,48 +35,21 @@ from ..envs.spec import make_spec
 from ..errors import CacheError, CondaMatrixError
 from ..install import InstallSettings, Overlay, prepare_install
 from ..matrix import Cell
-from ..options import FLAG_OPTIONS, VALUE_OPTIONS, strip_addopts
-from ..results import CellResult, CellStatus, EnvState, RunResult, TestResult, ordered_counts
-from .cellenv import cell_variables
-from .outcome import classify
-from .protocol import ReportRelay, StreamTail
-from .slots import OrderedSlots, wait_interruptibly
+from ..results import CellResult, CellStatus, EnvState, RunResult
+from .cell_process import (
+    POLL_SECONDS,
+    WORKER_MODULE,
+    ExitWaiter,
+    cell_argv,
+    cell_environ,
+    gpu_word,
+    let_go,
+    start_at_gate,
+)
+from .outcome import classify, looks_damaged
+from .protocol import NullReporter, Reporter, ReportRelay, StreamTail, apply_records
+from .scheduler import Scheduler, wait_interruptibly
 from .timings import start_order
-
-WORKER_MODULE = "_condamatrix_worker"
-POLL_SECONDS = 0.05
-EXTRA_BUILDS = 1  # envs checked or built at once beyond ``jobs``
-PRESTART_CELLS = 1  # cells started ahead of a free slot, waiting at the worker's gate
-GO_FD_VAR = "CONDAMATRIX_GO_FD"  # the worker waits for its word (JSON) on this fd to go on
-#: our options, which the worker accepts and ignores (the cells read the ini's addopts too)
-OUTER_OPTIONS_VAR = "CONDAMATRIX_OUTER_OPTIONS"
-OUTER_OPTIONS_JSON = json.dumps({"flags": FLAG_OPTIONS, "values": VALUE_OPTIONS})
-
-
-class Reporter(Protocol):
-    """Receives progress while the matrix runs (terminal output, tests)."""
-
-    def cell_phase(self, cell: str, phase: str) -> None: ...
-
-    def cell_collected(self, cell: str, count: int) -> None: ...
-
-    def test_done(self, cell: str, test: TestResult) -> None: ...
-
-    def cell_done(self, result: CellResult) -> None: ...
-
-
-class NullReporter:
-    def cell_phase(self, cell: str, phase: str) -> None:
-        pass
-
-    def cell_collected(self, cell: str, count: int) -> None:
-        pass
-
-    def test_done(self, cell: str, test: TestResult) -> None:
-        pass
-
-    def cell_done(self, result: CellResult) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -125,15 +91,8 @@ class MatrixRunner:
         self.reporter: Reporter = reporter or NullReporter()
         self._stop = threading.Event()
         self._driver: str | None = None
-        self._failures = 0  # failed reports in all cells, for --maxfail across the matrix
-        self._halted_by = ""  # the cell whose failure reached --maxfail
-        self._count_lock = threading.Lock()
         self._overlays: dict[str, Overlay] = {}  # the project installed for each cell
-        jobs = max(1, options.jobs)
-        self._build_slots = OrderedSlots(jobs + EXTRA_BUILDS, self._stop)
-        self._start_slots = OrderedSlots(jobs + PRESTART_CELLS, self._stop)  # live processes
-        self._test_slots = OrderedSlots(jobs, self._stop)  # cells past the worker's gate
-        self._gpu_slots = OrderedSlots(max(1, options.gpu_jobs), self._stop)
+        self._slots = Scheduler(options.jobs, options.gpu_jobs, options.maxfail, self._stop)
 
     def run(self, cells: Sequence[Cell], platform: str) -> RunResult:
         opts = self.options
@@ -187,21 +146,11 @@ class MatrixRunner:
     def stop(self) -> None:
         self._stop.set()
 
-    def _halted(self, result: CellResult) -> bool:
-        """Whether --maxfail was reached before this cell's tests began (then: not run)."""
-        if not self._halted_by:
-            return False
-        result.status = CellStatus.NOT_RUN
-        result.message = (
-            f"not started: --maxfail={self.options.maxfail} was reached (in {self._halted_by})"
-        )
-        return True
-
     def _run_cell(self, turn: int, cell: Cell, result: CellResult, platform: str) -> None:
         if self._stop.is_set():
             return
         opts = self.options
-        if self._halted(result):
+        if self._slots.halted(result):
             self.reporter.cell_done(result)
             return
         result.status = CellStatus.RUNNING
@@ -215,7 +164,7 @@ class MatrixRunner:
             )
             result.env_key = spec.key
             with contextlib.ExitStack() as stack:
-                with self._build_slots.take(turn) as slot:
+                with self._slots.build_slots.take(turn) as slot:
                     if slot is None:
                         return
                     env = stack.enter_context(
@@ -228,7 +177,7 @@ class MatrixRunner:
                         )
                     )
                 self._record_env(result, env)
-                if self._halted(result):
+                if self._slots.halted(result):
                     return
                 if opts.install is not None:
                     overlay = prepare_install(
@@ -247,7 +196,8 @@ class MatrixRunner:
                     result.message = decision.reason
                 elif not self._stop.is_set():
                     self.reporter.cell_phase(cell.id, "ready")
-                    with self._turn_to_start(turn, cell.id, decision.gpu) as device:
+                    waiting = lambda: self.reporter.cell_phase(cell.id, "waiting for the GPU")  # noqa: E731
+                    with self._slots.turn_to_start(turn, decision.gpu, waiting) as device:
                         if device is not None:
                             self._run_tests(turn, cell, result, env, decision, device)
                     if cell.is_cuda and not decision.gpu and not result.message:
@@ -274,23 +224,6 @@ class MatrixRunner:
                 result.status = CellStatus.INTERRUPTED
             self.reporter.cell_done(result)
 
-    @contextlib.contextmanager
-    def _turn_to_start(self, turn: int, cell: str, gpu: bool) -> Iterator[int | None]:
-        """Hold the cell's GPU slot (if it uses the GPU), then a slot to start its process.
-
-        Yields the GPU slot (-1 for a cell without one), or None if the run stopped first.
-        The GPU comes first: a cell waiting for it holds no process and no slot of ``jobs``.
-        """
-        with contextlib.ExitStack() as held:
-            if gpu:
-                self.reporter.cell_phase(cell, "waiting for the GPU")
-            device = held.enter_context(self._gpu_slots.take(turn)) if gpu else -1
-            if device is None:  # the run stopped while the cell waited for the GPU
-                yield None
-                return
-            start = held.enter_context(self._start_slots.take(turn))
-            yield None if start is None else device
-
     @staticmethod
     def _record_env(result: CellResult, env: EnvStatus) -> None:
         result.env_status = env.status
@@ -302,17 +235,15 @@ class MatrixRunner:
     def _cell_env(self, cell: Cell, env: EnvStatus, gpu: cuda.GpuDecision) -> dict[str, str]:
         opts = self.options
         overlay = self._overlays.get(cell.id, Overlay())
-        pythonpath = [str(opts.run_dir), *overlay.pythonpath, *(str(p) for p in opts.pythonpath)]
-        environ = cell_variables(cell, gpu, pythonpath, {**os.environ, **opts.extra_env})
-        bins = [*overlay.path, str(env.prefix / "bin")]
-        environ["PATH"] = os.pathsep.join([*bins, environ.get("PATH", "")])
-        environ["CONDA_PREFIX"] = str(env.prefix)
-        environ[OUTER_OPTIONS_VAR] = OUTER_OPTIONS_JSON
-        # every report in full only when a plugin of the outer run listens: it costs more
-        environ["CONDAMATRIX_REPORTS"] = "all" if opts.relay.relays_tests else "short"
-        if "PYTEST_ADDOPTS" in environ:
-            environ["PYTEST_ADDOPTS"] = strip_addopts(environ["PYTEST_ADDOPTS"])
-        return environ
+        return cell_environ(
+            cell,
+            gpu,
+            env.prefix,
+            pythonpath=[str(opts.run_dir), *overlay.pythonpath, *map(str, opts.pythonpath)],
+            path=overlay.path,
+            extra_env=opts.extra_env,
+            all_reports=opts.relay.relays_tests,
+        )
 
     def _run_tests(
         self,
@@ -327,54 +258,41 @@ class MatrixRunner:
         stream = opts.run_dir / f"{cell.id}.jsonl"
         log = opts.run_dir / f"{cell.id}.log"
         stream.unlink(missing_ok=True)
-        argv = [str(env.python), "-m", "pytest", "-p", WORKER_MODULE]
-        argv.append(f"--condamatrix-stream={stream}")
-        if opts.cell_caches:
-            argv += ["-o", f"cache_dir=.pytest_cache/condamatrix/{cell.id}"]
-        argv += opts.pytest_args
+        argv = cell_argv(env.python, cell, stream, opts.pytest_args, cell_cache=opts.cell_caches)
         result.log = str(log)
         timed_out = False
         halted = False
         with log.open("wb") as output:
-            environ = self._cell_env(cell, env, gpu)
-            gate, go = os.pipe()
-            environ[GO_FD_VAR] = str(gate)
-            try:
-                proc = command.spawn(
-                    argv, env=environ, cwd=opts.cwd, output=output, pass_fds=(gate,)
-                )
-            finally:
-                os.close(gate)
+            proc, go = start_at_gate(argv, self._cell_env(cell, env, gpu), opts.cwd, output)
             tail = StreamTail(stream)
-            pause = _ExitWaiter(proc)
+            pause = ExitWaiter(proc)
             try:
                 with contextlib.ExitStack() as held:
-                    slot = held.enter_context(self._test_slots.take(turn))
+                    slot = held.enter_context(self._slots.test_slots.take(turn))
                     # unwound first: what the tests left running ends before the slots free up
-                    held.callback(command.reap_group, proc)
+                    held.callback(processes.reap_group, proc)
                     start = time.monotonic()
-                    halted = self._halted(result)
+                    halted = self._slots.halted(result)
                     if slot is not None and not halted:
                         self.reporter.cell_phase(cell.id, "running")
-                        with contextlib.suppress(OSError):  # it died starting: see below
-                            os.write(go, json.dumps(self._gpu_env(device)).encode())
+                        let_go(go, gpu_word(device, opts.gpu_jobs, opts.gpu_devices))
                     os.close(go)  # without a word, the worker exits at its gate
                     go = -1
                     while proc.poll() is None:
                         self._consume(cell, result, tail.read())
                         if opts.timeout and time.monotonic() - start > opts.timeout:
                             timed_out = True
-                            command.kill_group(proc)
+                            processes.kill_group(proc)
                             break
                         if self._stop.is_set():
-                            command.kill_group(proc)
+                            processes.kill_group(proc)
                             break
                         pause.wait(POLL_SECONDS)  # returns as soon as the cell ends
             finally:
                 if go >= 0:
                     os.close(go)
                 pause.close()
-                command.reap_group(proc)  # also ends children the tests left behind
+                processes.reap_group(proc)  # also ends children the tests left behind
         if halted:
             return
         self._consume(cell, result, tail.read())
@@ -388,99 +306,7 @@ class MatrixRunner:
             log=log,
         )
 
-    def _gpu_env(self, slot: int) -> dict[str, str]:
-        """What the worker sets once it may go: with several GPU slots, each its device."""
-        if slot < 0 or self.options.gpu_jobs <= 1:
-            return {}
-        devices = self.options.gpu_devices or tuple(str(i) for i in range(self.options.gpu_jobs))
-        return {"CUDA_VISIBLE_DEVICES": devices[slot % len(devices)]}
-
     def _consume(self, cell: Cell, result: CellResult, records: list[dict[str, Any]]) -> None:
-        relay = self.options.relay
-        for record in records:
-            event = record.get("e")
-            if event in ("test", "collect"):
-                test = relay.test(cell.id, record)
-                data = record.get("r")
-                if isinstance(data, dict) and data.get("outcome") == "failed":
-                    self._count_failure(cell.id, data)
-                if test is not None:
-                    result.tests.append(test)
-                    self.reporter.test_done(cell.id, test)
-            elif event == "warning":
-                result.warnings += 1
-                relay.warning(cell.id, record)
-            elif event == "deselected":
-                result.deselected += _int(record.get("n"))
-            elif event == "collected":
-                result.collected = _int(record.get("n"))
-                ids = record.get("ids")
-                if isinstance(ids, list):
-                    result.collected_ids = [str(i) for i in ids]
-                self.reporter.cell_collected(cell.id, result.collected)
-            elif event == "start":
-                result.interpreter = str(record.get("python", ""))
-                result.pytest_version = str(record.get("pytest", ""))
-            elif event == "finish":
-                counts = record.get("counts")
-                result.summary = (
-                    ordered_counts({str(k): _int(v) for k, v in counts.items()})
-                    if isinstance(counts, dict)
-                    else result.counts()  # no terminal reporter in the cell: count reports
-                )
-
-    def _count_failure(self, cell: str, data: dict[str, Any]) -> None:
-        """Count a failure towards --maxfail, as pytest's session counts them."""
-        if not self.options.maxfail or data.get("wasxfail") is not None:
-            return
-        with self._count_lock:
-            self._failures += 1
-            if self._failures >= self.options.maxfail and not self._halted_by:
-                self._halted_by = cell
-
-
-#: what a cell's failure looks like when a file of its env is damaged (a truncated binary,
-#: a module that no longer imports)
-DAMAGE_SIGNS = re.compile(
-    r"Exec format error|bad marshal data|invalid ELF header|cannot open shared object"
-    r"|ImportError|ModuleNotFoundError|killed by signal (?:4|7|11)\b"
-)
-
-
-def looks_damaged(result: CellResult) -> bool:
-    if result.status not in (CellStatus.CRASHED, CellStatus.ERROR, CellStatus.FAILED):
-        return False
-    texts = [result.message, *(t.longrepr for t in result.tests if t.longrepr)]
-    return any(DAMAGE_SIGNS.search(text) for text in texts[:50])
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-class _ExitWaiter:
-    """Pauses between two looks at a running cell, and wakes up as soon as the cell ends.
-
-    On Linux one ``select`` on a pidfd per pause; elsewhere ``Popen.wait`` with a timeout
-    (which polls, costing more CPU). A plain sleep would add up to a whole pause per cell.
-    """
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.proc = proc
-        self.fd: int | None = None
-        pidfd_open = getattr(os, "pidfd_open", None)
-        if pidfd_open is not None:
-            with contextlib.suppress(OSError):
-                self.fd = pidfd_open(proc.pid)
-
-    def wait(self, seconds: float) -> None:
-        if self.fd is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(seconds)
-        else:
-            select.select([self.fd], [], [], seconds)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        apply_records(
+            cell.id, result, records, self.options.relay, self.reporter, self._slots.count_failure
+        )

@@ -8,20 +8,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import platform
 import signal
-import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
-import pytest
 from rich.console import Console
 from rich.text import Text
 
-from .. import validate
 from ..config import MatrixConfig, load_config, resolve_channel
 from ..envs.cache import EnvCache
 from ..envs.engines import Engine, make_engine
@@ -32,13 +29,16 @@ from ..envs.spec import EnvSpec, make_spec
 from ..errors import ConfigError, ExitCode, UsageError
 from ..install import InstallSettings
 from ..matrix import Cell, build_cells, select_cells, with_build_pin_notes
-from ..options import CELL_ONLY_OPTIONS, strip_matrix_args
 from ..report.live import make_reporter
-from ..report.terminal import make_console, render_run
-from ..results import CellResult, RunResult, TestResult, write_json
-from .protocol import ReportRelay
-from .runner import MatrixRunner, Reporter, RunOptions
+from ..report.terminal import render_run
+from ..results import CellResult, TestResult
+from .protocol import Reporter, ReportRelay
+from .report_files import check_report_paths, write_reports
+from .runner import MatrixRunner, RunOptions
 from .timings import load_timings, save_timings, timings_file
+
+if TYPE_CHECKING:  # the CLI runs a session without importing pytest
+    import pytest
 
 CACHE_ENV_VAR = "CONDAMATRIX_CACHE_DIR"
 
@@ -74,102 +74,6 @@ class SessionOptions:
     reportchars: str = "fE"
     #: per-cell pytest caches (off with -p no:cacheprovider)
     cell_caches: bool = True
-
-
-def run_from_pytest(config: pytest.Config) -> ExitCode:
-    def path(name: str) -> Path | None:
-        value = config.getoption(name)
-        option = "--" + name.replace("_", "-")
-        return None if value is None else validate.check_path(value, option)
-
-    def jobs_option(name: str) -> int | None:
-        value = config.getoption(name)
-        option = "--" + name.replace("_", "-")
-        return None if value is None else validate.check_jobs(value, option)
-
-    jobs = jobs_option("conda_matrix_jobs")
-    gpu_jobs = jobs_option("conda_matrix_gpu_jobs")
-    for channel in config.getoption("conda_matrix_channel"):
-        validate.check_path(channel, "--conda-matrix-channel")
-    timeout = config.getoption("conda_matrix_timeout")
-    if timeout is not None and not 0 < timeout < float("inf"):  # nan and inf too
-        raise UsageError(f"--conda-matrix-timeout {timeout}: give a positive number of seconds")
-    options = SessionOptions(
-        cwd=config.invocation_params.dir,
-        config_path=path("conda_matrix_config"),
-        engine=config.getoption("conda_matrix_engine"),
-        install=config.getoption("conda_matrix_install"),
-        select=tuple(config.getoption("conda_matrix_select")),
-        jobs=jobs,
-        gpu_jobs=gpu_jobs,
-        rebuild=bool(config.getoption("conda_matrix_rebuild")),
-        require_gpu=bool(config.getoption("conda_matrix_require_gpu")),
-        locked=bool(config.getoption("conda_matrix_locked")),
-        cache_dir=path("conda_matrix_cache_dir"),
-        json_path=path("conda_matrix_json"),
-        junit_path=path("conda_matrix_junit") or _pytest_junit(config),
-        markdown_path=path("conda_matrix_markdown"),
-        channels=tuple(config.getoption("conda_matrix_channel")),
-        timeout=timeout,
-        list_only=bool(config.getoption("conda_matrix_list")),
-        pytest_args=tuple(strip_matrix_args(config.invocation_params.args)),
-        verbosity=int(config.getoption("verbose")),
-        maxfail=int(config.getoption("maxfail") or 0),
-        collect_only=bool(config.getoption("collectonly")),
-        reportchars=_reportchars(config),
-        cell_caches=not config.pluginmanager.is_blocked("cacheprovider"),
-    )
-    if not options.list_only:
-        check_test_paths(config)
-        print_pytest_header(config)
-    console = make_console(color=config.getoption("color", "auto"))
-    return run_session(options, console, pytest_config=config)
-
-
-def _reportchars(config: pytest.Config) -> str:
-    try:
-        from _pytest.terminal import getreportopt
-
-        return getreportopt(config)
-    except Exception:  # a pytest whose internals moved: pytest's default
-        return "fE"
-
-
-def print_pytest_header(config: pytest.Config) -> None:
-    """pytest's usual header (platform, rootdir, configfile, plugins) before the matrix's."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or config.get_verbosity() < 0 or config.getoption("no_header", False):
-        return
-    import pluggy
-
-    reporter.write_sep("=", "test session starts", bold=True)
-    reporter.write_line(
-        f"platform {sys.platform} -- Python {platform.python_version()}, "
-        f"pytest-{pytest.__version__}, pluggy-{pluggy.__version__}"
-    )
-    lines = config.hook.pytest_report_header(config=config, start_path=config.invocation_params.dir)
-    for line_or_lines in reversed(lines):  # as pytest prints them: the last plugin's first
-        for line in [line_or_lines] if isinstance(line_or_lines, str) else line_or_lines:
-            reporter.write_line(line)
-    reporter.flush()  # before the matrix's own lines, which go through another writer
-
-
-def check_test_paths(config: pytest.Config) -> None:
-    """A path that does not exist is pytest's usage error, said once, not once per cell."""
-    if config.stash.get(CELL_ONLY_OPTIONS, None):
-        return  # their values, if any, look like paths to the outer run: the cells will see
-    if config.getoption("pyargs", False) or config.args_source != pytest.Config.ArgsSource.ARGS:
-        return
-    base = config.invocation_params.dir
-    for arg in config.args:
-        path = arg.split("::", 1)[0]
-        if path and not (base / path).exists():
-            raise UsageError(f"file or directory not found: {arg}")
-
-
-def _pytest_junit(config: pytest.Config) -> Path | None:
-    value = getattr(config.option, "xmlpath", None)
-    return Path(value) if value else None
 
 
 def cache_root(explicit: Path | None) -> Path:
@@ -362,67 +266,6 @@ def locked_spec(
         environment_sha=config.environment_sha,
         locked=locked.get(cell.id, ()),
     )
-
-
-def check_report_paths(options: SessionOptions) -> None:
-    """Refuse report paths that cannot be written, or that two reports share, with the
-    option that named them."""
-    validate.check_distinct_outputs(
-        {
-            "--conda-matrix-json": options.json_path and options.cwd / options.json_path,
-            "--conda-matrix-junit (or --junitxml)": options.junit_path
-            and options.cwd / options.junit_path,
-            "--conda-matrix-markdown": options.markdown_path
-            and options.cwd / options.markdown_path,
-        }
-    )
-    for label, value in (
-        ("--conda-matrix-json", options.json_path),
-        ("--conda-matrix-junit (or --junitxml)", options.junit_path),
-        ("--conda-matrix-markdown", options.markdown_path),
-    ):
-        if value is None:
-            continue
-        path = options.cwd / value
-        why = "it is a folder" if path.is_dir() else ""
-        for parent in path.parents:
-            if not parent.exists():
-                continue
-            if not parent.is_dir():
-                why = f"{parent} is a file, not a folder"
-            elif not os.access(parent, os.W_OK):
-                why = f"the folder {parent} is not writable"
-            break
-        if why:
-            raise UsageError(f"{label} {value}: cannot write there: {why}", hint="give a file path")
-
-
-def write_reports(run: RunResult, options: SessionOptions) -> list[str]:
-    """Write the requested report files; returns one note per file written."""
-    from ..report.junit import write_junit  # here: most runs write no report file
-    from ..report.markdown import write_markdown
-
-    notes = []
-    try:
-        if options.json_path:
-            write_json(run, options.cwd / options.json_path)
-            notes.append(f"results: {options.cwd / options.json_path}")
-        if options.junit_path:
-            write_junit(run, options.cwd / options.junit_path)
-            notes.append(f"junit: {options.cwd / options.junit_path}")
-        if options.markdown_path:
-            write_markdown(run, options.cwd / options.markdown_path)
-            notes.append(f"markdown: {options.cwd / options.markdown_path}")
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            write_markdown(run, Path(summary), append=True)
-            notes.append("summary appended to $GITHUB_STEP_SUMMARY")
-    except OSError as exc:  # a full disk, or a path that changed since the run began
-        raise UsageError(
-            f"cannot write a report to {exc.filename}: {exc.strerror or exc}",
-            hint="check the report paths given, and the free disk space",
-        ) from None
-    return notes
 
 
 @contextlib.contextmanager

@@ -1,11 +1,13 @@
-"""The runner's slots: taken in turn among those waiting, numbered, and left on a stop."""
+"""The runner's slots: taken in turn among those waiting, numbered, and left on a stop;
+--maxfail counted across the cells."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from pytest_condamatrix.run.slots import OrderedSlots
+from pytest_condamatrix.results import CellResult
+from pytest_condamatrix.run.scheduler import OrderedSlots, Scheduler
 
 
 def test_a_freed_slot_goes_to_the_earliest_waiter_and_keeps_its_number() -> None:
@@ -54,3 +56,25 @@ def test_a_stop_ends_the_wait_with_no_slot() -> None:
     assert not waiter.is_alive() and result == [None]
     with slots.take(2) as slot:
         assert slot is None  # once stopped, nothing more is handed out
+
+
+def test_maxfail_across_cells_halts_the_cells_not_yet_started() -> None:
+    scheduler = Scheduler(jobs=2, gpu_jobs=1, maxfail=2, stop=threading.Event())
+    scheduler.count_failure("py3.11-cpu", {"outcome": "failed", "wasxfail": "known"})
+    scheduler.count_failure("py3.11-cpu", {"outcome": "failed"})
+    later = CellResult(cell="py3.13-cpu", python="3.13", cuda="cpu")
+    assert not scheduler.halted(later)  # an xfail does not count: one failure so far
+    scheduler.count_failure("py3.12-cpu", {"outcome": "failed"})
+    assert scheduler.halted(later)
+    assert later.status == "not-run"
+    assert later.message == "not started: --maxfail=2 was reached (in py3.12-cpu)"
+
+
+def test_a_cell_without_the_gpu_skips_the_gpu_slot() -> None:
+    scheduler = Scheduler(jobs=1, gpu_jobs=1, maxfail=0, stop=threading.Event())
+    waited: list[int] = []
+    with scheduler.turn_to_start(0, False, lambda: waited.append(0)) as device:
+        assert device == -1
+    with scheduler.turn_to_start(1, True, lambda: waited.append(1)) as device:
+        assert device == 0
+    assert waited == [1]
