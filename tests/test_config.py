@@ -256,3 +256,29 @@ def test_runners_per_variant_then_default_gpu(tmp_path: Path) -> None:
     assert config.runs_on("12.1") == ("self-hosted", "a100")
     assert config.runs_on("12.4") == ("h100",)  # a variant added by include may be named
     assert config.runs_on("11.8") == ("self-hosted", "cuda")
+
+
+def test_specs_read_without_rattler_are_specs_rattler_reads_alike() -> None:
+    """The common spec shapes are read without importing rattler (on every run); each of
+    them must be a spec rattler accepts, naming the same package, and the others go to
+    rattler."""
+    import itertools
+
+    from rattler import MatchSpec
+
+    from pytest_condamatrix.config.fields import SIMPLE_SPEC, spec_name
+
+    names = ("numpy", "cuda-version", "pytest_cov", "ruamel.yaml", "r-base", "x264")
+    constraints = (
+        "", " 1", "=12.1", " =12.1", "==1.26.4", ">=1.24", " >=1.24,<2", ">1,<=2.0,!=1.5",
+        "<3", " 1.2.*", "=1.2.*", " 1.24",
+    )  # fmt: skip
+    for name, constraint in itertools.product(names, constraints):
+        spec = name + constraint
+        assert SIMPLE_SPEC.match(spec), spec
+        assert spec_name(spec) == MatchSpec(spec, strict=False).name.normalized == name
+    for other in ("numpy=1.26=py312_0", "conda-forge::numpy", "numpy[version='>=1.2']", "NumPy"):
+        assert not SIMPLE_SPEC.match(other)
+        assert spec_name(other) == MatchSpec(other, strict=False).name.normalized
+    for bad in ("numpy >=", "1numpy ==", ">=1.2", "numpy ==1..2", "numpy1.2.*", ""):
+        assert not SIMPLE_SPEC.match(bad), bad

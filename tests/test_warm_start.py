@@ -14,8 +14,10 @@ from conftest import RunMatrix
 pytestmark = pytest.mark.integration
 
 #: modules a warm run with ``install = "none"`` has no use for: the build machinery of
-#: install/ and the requirement parsing (packaging) it brings
+#: install/ and the requirement parsing (packaging) it brings, and rattler (~100 ms), which
+#: only solving or installing an env needs (the host's facts are kept in the cache)
 NOT_ON_THE_WARM_PATH = (
+    "rattler",
     "pytest_condamatrix.install.backend",
     "pytest_condamatrix.install.wheels",
     "pytest_condamatrix.install.requirements",

@@ -30,9 +30,11 @@ from rich.text import Text
 
 from .. import cuda, processes
 from ..config import MatrixConfig
+from ..envs import host
 from ..envs.cache import EnvCache, EnvStatus
 from ..envs.engines import make_engine
 from ..envs.host import detect_driver
+from ..envs.layout import host_dir
 from ..errors import CondaMatrixError, UsageError
 from ..matrix import Cell
 from ..report.terminal import ProgressPrinter, make_console
@@ -70,6 +72,7 @@ def cell_env(options: SessionOptions, wanted: str) -> Iterator[CellEnv]:
     console = make_console(sys.stderr)
     root = cache_root(options.cache_dir)
     cache = EnvCache(root)
+    host.keep_facts_in(host_dir(root))
     lock = load_lock(config)
     engine = make_engine(options.engine or config.engine, root, lock=lock)
     spec = locked_spec(config, cell, engine, lock, console)

@@ -134,22 +134,43 @@ def check_cuda(value: str, where: Any, key: str) -> None:
         )
 
 
-def specs(value: Any, where: Any, key: str) -> tuple[str, ...]:
-    # Imported here: rattler is a compiled extension and is only needed when specs are present.
+#: the common shape of a spec (``numpy``, ``numpy >=1.24,<2``, ``cuda-version=12.1``), which
+#: conda's grammar always accepts: read here, without rattler (~100 ms to import, on every
+#: run); any other spec is parsed by rattler
+SIMPLE_SPEC = re.compile(
+    r"(?P<name>[a-z0-9_][a-z0-9._-]*)"
+    r"(?:(?:\s+|\s*(?:==|>=|<=|!=|>|<|=)\s*)[0-9]+(?:\.[0-9]+)*(?:\.\*)?"
+    r"(?:\s*,\s*(?:==|>=|<=|!=|>|<)\s*[0-9]+(?:\.[0-9]+)*)*)?\Z",
+    re.ASCII,
+)
+
+
+def spec_name(spec: str) -> str:
+    """The package a conda match spec names (normalised); a ValueError if it is not one."""
+    simple = SIMPLE_SPEC.match(spec)
+    if simple:
+        return simple["name"]
     from rattler import MatchSpec
 
+    try:
+        parsed = MatchSpec(spec, strict=False)  # conda also accepts name=version=build
+    except Exception as exc:  # rattler raises its own InvalidMatchSpecError
+        raise ValueError(str(exc)) from None
+    return parsed.name.normalized if parsed.name else ""
+
+
+def specs(value: Any, where: Any, key: str) -> tuple[str, ...]:
     specs = strings(value, where, key)
     for i, spec in enumerate(specs):
         try:
-            parsed = MatchSpec(spec, strict=False)  # conda also accepts name=version=build
-        except Exception as exc:  # rattler raises its own InvalidMatchSpecError
+            name = spec_name(spec)
+        except ValueError as exc:
             raise ConfigError(
                 f"{show(spec)} is not a valid conda match spec: {show_text(str(exc))}",
                 file=where,
                 key=f"{key}[{i}]",
                 hint="write specs like 'numpy', 'numpy >=1.24' or 'numpy=1.26'",
             ) from None
-        name = parsed.name.normalized if parsed.name else ""
         if name == "python":
             raise ConfigError(
                 f"{show(spec)} pins Python, which the python axis decides",

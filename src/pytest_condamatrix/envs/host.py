@@ -1,20 +1,26 @@
 """This machine as envs see it: its conda platform, virtual packages and CUDA driver.
 
-Detected here once (per set of ``CONDA_OVERRIDE_*`` values, which change what conda
-detects), for every engine, the GitHub matrix's keys and the run's host line alike; no
-engine has to be made only to learn the host. rattler is imported on first use.
+Detected here once (per boot, rattler version and set of ``CONDA_OVERRIDE_*`` values, which
+change what conda detects), for every engine, the GitHub matrix's keys and the run's host
+line alike; no engine has to be made only to learn the host. A run keeps the facts in the
+cache (``host/``), so that a warm run never imports rattler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import importlib.metadata
+import json
 import os
 import platform as _platform
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .. import __version__
+from .. import __version__, atomic
 from .spec import SpecEngine, channel_fingerprint
 
 if TYPE_CHECKING:
@@ -32,39 +38,150 @@ class EngineLike(SpecEngine, Protocol):
     def platform(self) -> str: ...
 
 
-@functools.cache
-def conda_platform() -> str:
-    """This machine's conda platform, e.g. ``linux-64``."""
-    import rattler
+@dataclass(frozen=True)
+class HostFacts:
+    """What conda sees of this machine: its platform, virtual packages and CUDA driver."""
 
-    return str(rattler.Subdir.current())
+    platform: str
+    #: ``(name, version, build)`` of each virtual package, ``__cuda`` left out (a cell's
+    #: variant decides it), as ``CONDA_OVERRIDE_*`` make them
+    packages: tuple[tuple[str, str, str], ...]
+    driver: str  # the CUDA version the driver supports, "" without one (no override)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"platform": self.platform, "packages": self.packages, "driver": self.driver}
+
+    @classmethod
+    def from_json(cls, data: Any) -> HostFacts | None:
+        """The facts of a file, or None if it is not one of ours."""
+        if not isinstance(data, dict):
+            return None
+        platform, packages, driver = data.get("platform"), data.get("packages"), data.get("driver")
+        if not (isinstance(platform, str) and isinstance(driver, str)):
+            return None
+        if not isinstance(packages, list) or not all(
+            isinstance(p, list) and len(p) == 3 and all(isinstance(x, str) for x in p)
+            for p in packages
+        ):
+            return None
+        return cls(platform, tuple((p[0], p[1], p[2]) for p in packages), driver)
 
 
-def detected_packages() -> tuple[GenericVirtualPackage, ...]:
-    """The host's virtual packages, ``__cuda`` left out (a cell's variant decides it)."""
-    overrides = tuple(
-        sorted((k, v) for k, v in os.environ.items() if k.startswith("CONDA_OVERRIDE_"))
-    )
-    return _detect(overrides)
+#: where the facts are kept between runs (the cache's ``host/``): None detects them anew
+_facts_dir: Path | None = None
+
+
+def keep_facts_in(folder: Path | None) -> None:
+    """Keep the detected facts in ``folder``: a warm run then never imports rattler (~100 ms)."""
+    global _facts_dir
+    _facts_dir = folder
+    _facts.cache_clear()
+
+
+def facts() -> HostFacts:
+    """This machine's facts: detected once per boot, rattler version and overrides."""
+    return _facts(_facts_key())
+
+
+def _facts_key() -> str:
+    """What decides what rattler detects here; any change of it detects anew."""
+    uname = os.uname()
+    libc = "CS_GNU_LIBC_VERSION"
+    overrides = [(k, v) for k, v in os.environ.items() if k.startswith("CONDA_OVERRIDE_")]
+    parts = {
+        "format": 1,
+        "rattler": rattler_version(),
+        "uname": [uname.sysname, uname.release, uname.version, uname.machine],
+        "boot": _read("/proc/sys/kernel/random/boot_id"),  # a new boot: a new CPU, a new driver
+        "driver": _read("/proc/driver/nvidia/version"),  # a driver loaded or updated since
+        "libc": os.confstr(libc) if libc in os.confstr_names else "",
+        "overrides": sorted(overrides),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
 @functools.lru_cache(maxsize=8)
-def _detect(overrides: tuple[tuple[str, str], ...]) -> tuple[GenericVirtualPackage, ...]:
+def _facts(key: str) -> HostFacts:
+    path = _facts_dir / f"{os.getuid()}-{key}.json" if _facts_dir is not None else None
+    if path is not None:
+        kept = _read_kept(path)
+        if kept is not None:
+            return kept
+    found = _detect()
+    if path is not None:
+        with contextlib.suppress(OSError):  # a read-only cache: detect again next time
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(path, json.dumps(found.to_json()) + "\n")
+    return found
+
+
+def _read_kept(path: Path) -> HostFacts | None:
+    """The facts kept at ``path``, only from a file of this user's (a shared cache's other
+    users could plant one)."""
+    try:
+        if path.is_symlink() or path.stat().st_uid != os.getuid():
+            return None
+        return HostFacts.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def _detect() -> HostFacts:
     import rattler
 
     # from_env() honours CONDA_OVERRIDE_GLIBC/ARCHSPEC/... as conda does.
-    detected = rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env())
+    packages = []
+    for vp in rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env()):
+        generic = vp.into_generic()
+        if generic.name.normalized != "__cuda":
+            packages.append(
+                (generic.name.normalized, str(generic.version), str(generic.build_string))
+            )
+    driver = ""
+    for vp in rattler.VirtualPackage.detect():  # the driver's own, whatever the overrides
+        generic = vp.into_generic()
+        if generic.name.normalized == "__cuda":
+            driver = str(generic.version)
+    return HostFacts(str(rattler.Subdir.current()), tuple(sorted(packages)), driver)
+
+
+def rattler_version() -> str:
+    """py-rattler's version, read without importing it."""
+    try:
+        return importlib.metadata.version("py-rattler")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def _read(path: str) -> str:
+    try:
+        with Path(path).open(encoding="utf-8", errors="replace") as f:
+            return f.read(4096)
+    except OSError:
+        return ""
+
+
+def conda_platform() -> str:
+    """This machine's conda platform, e.g. ``linux-64``."""
+    return facts().platform
+
+
+def detected_packages() -> tuple[GenericVirtualPackage, ...]:
+    """The host's virtual packages as the solver takes them, ``__cuda`` left out."""
+    from rattler import BuildString, GenericVirtualPackage, PackageName, Version
+
     return tuple(
-        vp.into_generic() for vp in detected if vp.into_generic().name.normalized != "__cuda"
+        GenericVirtualPackage(PackageName(name), Version(version), BuildString(build))
+        for name, version, build in facts().packages
     )
 
 
 def virtual_packages(cuda: str) -> tuple[str, ...]:
     """The virtual packages (``name=version=build``) a cell of this CUDA variant solves with."""
-    out = []
-    for vp in detected_packages():
-        name = vp.name.normalized
-        out.append(name if name in UNVERSIONED else f"{name}={vp.version}={vp.build_string}")
+    out = [
+        name if name in UNVERSIONED else f"{name}={version}={build}"
+        for name, version, build in facts().packages
+    ]
     return tuple(sorted([*out, *cuda_override(cuda)]))
 
 
@@ -77,21 +194,15 @@ def cuda_override(cuda: str) -> tuple[str, ...]:
 def detect_driver() -> str | None:
     """The CUDA version the installed driver supports (e.g. ``"12.4"``), or None.
 
-    Through rattler, which reads the driver library and honours ``CONDA_OVERRIDE_CUDA`` as
-    conda does; ``CUDA_VISIBLE_DEVICES=""`` hides every GPU.
+    As rattler reads the driver library, honouring ``CONDA_OVERRIDE_CUDA`` as conda does;
+    ``CUDA_VISIBLE_DEVICES=""`` hides every GPU.
     """
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
         return None
     override = os.environ.get("CONDA_OVERRIDE_CUDA")
     if override is not None:
         return override.strip() or None  # an empty override means "no CUDA", as in conda
-    import rattler
-
-    for vp in rattler.VirtualPackage.detect():
-        generic = vp.into_generic()
-        if generic.name.normalized == "__cuda":
-            return str(generic.version)
-    return None
+    return facts().driver or None
 
 
 def run_facts(engine: EngineLike) -> dict[str, str]:

@@ -11,6 +11,7 @@ Layout under the cache root::
     pkgs/, repodata/             the engine's package and repodata caches
     runs/<date>-<time>-<pid>/    one folder per run: its logs and its copy of the worker
     projects/<hash16>.json       per project, the env each cell used last
+    host/<uid>-<hash32>.json     per user, the machine's platform and virtual packages, per boot
 
 The names are made here and parsed back here, so that a build, a run and ``cache prune``
 can never disagree on what a folder is. Other parts keep folders of their own beside these
@@ -60,6 +61,11 @@ def package_cache(root: Path) -> Path:
 
 def repodata_cache(root: Path) -> Path:
     return root / "repodata"
+
+
+def host_dir(root: Path) -> Path:
+    """Where each user keeps what was detected of this machine (see envs/host.py)."""
+    return root / "host"
 
 
 def env_dir(root: Path, name: str) -> Path:

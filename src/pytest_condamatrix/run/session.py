@@ -20,10 +20,11 @@ from rich.console import Console
 from rich.text import Text
 
 from ..config import MatrixConfig, load_config, resolve_channel
+from ..envs import host
 from ..envs.cache import EnvCache
 from ..envs.engines import Engine, make_engine
 from ..envs.host import run_facts
-from ..envs.layout import new_run_dir
+from ..envs.layout import host_dir, new_run_dir
 from ..envs.lock import LOCK_NAME, MatrixLock
 from ..envs.spec import EnvSpec, make_spec
 from ..errors import ConfigError, ExitCode, UsageError
@@ -142,6 +143,7 @@ def run_session(
     check_report_paths(options)  # now, not after a run whose results would then be lost
     root = cache_root(options.cache_dir)
     cache = EnvCache(root, project=str(config.root))
+    host.keep_facts_in(host_dir(root))  # a warm run then never imports rattler
     lock = load_lock(config)
     engine = make_engine(options.engine or config.engine, root, lock=lock)
     locked = locked_cells(lock, cells, engine, options.locked, console)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
-
-import rattler
-from rattler import BuildString, GenericVirtualPackage, PackageName, Subdir, Version
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...errors import EnvBuildError
 from .. import host, solve_errors
@@ -16,6 +13,10 @@ from ..lock import MatrixLock
 from ..pip_layer import install_pip_layer
 from ..solve_errors import unmatched_specs
 from ..spec import EnvSpec
+
+if TYPE_CHECKING:  # rattler itself is imported when an env is solved or installed
+    import rattler
+    from rattler import GenericVirtualPackage
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ class RattlerEngine:
         self.package_cache = package_cache
         self.repodata_cache = repodata_cache
         self.lock = lock
-        self.id = f"rattler {rattler.__version__}"
+        self.id = f"rattler {host.rattler_version()}"
         self.platform = host.conda_platform()
         self._gateway: rattler.Gateway | None = None
 
@@ -37,6 +38,8 @@ class RattlerEngine:
         return host.virtual_packages(cuda)
 
     def _solve_packages(self, spec: EnvSpec) -> list[GenericVirtualPackage]:
+        from rattler import BuildString, GenericVirtualPackage, PackageName, Version
+
         by_name = {vp.name.normalized: vp for vp in host.detected_packages()}
         out = []
         for entry in spec.virtual_packages:
@@ -53,6 +56,9 @@ class RattlerEngine:
         return out
 
     def solve(self, spec: EnvSpec) -> list[rattler.RepoDataRecord]:
+        import rattler
+        from rattler import Subdir
+
         if self._gateway is None:  # one per engine: making one costs ~25 ms, each solve reuses it
             self._gateway = rattler.Gateway(cache_dir=self.repodata_cache)
         gateway = self._gateway
@@ -86,6 +92,8 @@ class RattlerEngine:
         return self.solve(spec)
 
     def build(self, spec: EnvSpec, prefix: Path, final_prefix: Path) -> list[str]:
+        import rattler
+
         records = self.records_for(spec)
         if spec.cuda == "cpu":
             check_cpu_solution(spec, records)
