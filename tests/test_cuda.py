@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from conftest import MakeProject, RunMatrix
-from pytest_condamatrix import cuda
-from pytest_condamatrix.cuda import decide
 from pytest_condamatrix.envs.cpu_only import SolvedPackage, cuda_leaks, is_cuda_package
 from pytest_condamatrix.envs.engines.rattler import RattlerEngine
 from pytest_condamatrix.envs.host import detect_driver
+from pytest_condamatrix.run import gpu as cuda
+from pytest_condamatrix.run.gpu import decide
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ def test_a_child_loses_the_outer_python_variables_and_keeps_the_rest() -> None:
 
 
 def test_a_cell_sees_none_of_the_outer_env_variables() -> None:
-    from pytest_condamatrix.cuda import GpuDecision
     from pytest_condamatrix.matrix import Cell
+    from pytest_condamatrix.run.gpu import GpuDecision
 
     cell = Cell(python="3.12", cuda="cpu")
     outer = dict.fromkeys(processes.OUTER_ENV_VARS, "outer") | {"HOME": "/h"}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from .. import cuda, processes
+from .. import processes
 from ..config import MatrixConfig
 from ..envs import host
 from ..envs.cache import EnvCache, EnvStatus
@@ -41,6 +41,7 @@ from ..report.terminal import ProgressPrinter, make_console
 from ..results import EnvState
 from ..run.cell_process import WORKER_MODULE
 from ..run.cellenv import cell_variables
+from ..run.gpu import GpuDecision, decide
 from ..run.session import SessionOptions, cache_root, load_lock, load_matrix, locked_spec
 
 
@@ -82,7 +83,7 @@ def cell_env(options: SessionOptions, wanted: str) -> Iterator[CellEnv]:
     ) as status:
         how = "reused" if status.status is EnvState.REUSED else f"built ({status.reason or 'new'})"
         console.print(Text(f"[{cell.id}] env {how}: {status.prefix}"))
-        gpu = cuda.decide(cell.cuda, detect_driver() if cell.is_cuda else None, "cpu-tests")
+        gpu = decide(cell.cuda, detect_driver() if cell.is_cuda else None, "cpu-tests")
         if cell.is_cuda and not gpu.gpu:
             console.print(Text(f"[{cell.id}] no usable GPU here: {gpu.reason}", style="yellow"))
         with tempfile.TemporaryDirectory(prefix="condamatrix-cell-") as worker_dir:
@@ -97,7 +98,7 @@ def cell_environ(
     config: MatrixConfig,
     cell: Cell,
     prefix: Path,
-    gpu: cuda.GpuDecision,
+    gpu: GpuDecision,
     outer: Mapping[str, str],
     worker_dir: Path,
 ) -> dict[str, str]:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import IO
 
 from .. import processes
-from ..cuda import GpuDecision
 from ..matrix import Cell
 from ..options import FLAG_OPTIONS, VALUE_OPTIONS, strip_addopts
 from .cellenv import cell_variables
+from .gpu import GpuDecision
 
 WORKER_MODULE = "_condamatrix_worker"
 POLL_SECONDS = 0.05

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from ..cuda import GpuDecision
 from ..matrix import Cell
 from ..processes import OUTER_ENV_VARS, child_environ
+from .gpu import GpuDecision
 
 
 def cell_variables(

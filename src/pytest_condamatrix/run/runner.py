@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import cuda, processes
+from .. import processes
 from ..envs.cache import EnvCache, EnvStatus
 from ..envs.engines import Engine
 from ..envs.host import detect_driver
@@ -46,6 +46,7 @@ from .cell_process import (
     let_go,
     start_at_gate,
 )
+from .gpu import GpuDecision, decide
 from .outcome import classify, looks_damaged
 from .protocol import NullReporter, Reporter, ReportRelay, StreamTail, apply_records
 from .scheduler import Scheduler, wait_interruptibly
@@ -187,7 +188,7 @@ class MatrixRunner:
                     if overlay.note:
                         self.reporter.cell_phase(cell.id, overlay.note)
                     result.env_reason = "; ".join(filter(None, (result.env_reason, overlay.note)))
-                decision = cuda.decide(
+                decision = decide(
                     cell.cuda, self._driver, opts.cuda_policy, require_gpu=opts.require_gpu
                 )
                 if not decision.run:
@@ -232,7 +233,7 @@ class MatrixRunner:
         result.packages = list(env.packages)
         result.build_seconds = env.seconds
 
-    def _cell_env(self, cell: Cell, env: EnvStatus, gpu: cuda.GpuDecision) -> dict[str, str]:
+    def _cell_env(self, cell: Cell, env: EnvStatus, gpu: GpuDecision) -> dict[str, str]:
         opts = self.options
         overlay = self._overlays.get(cell.id, Overlay())
         return cell_environ(
@@ -251,7 +252,7 @@ class MatrixRunner:
         cell: Cell,
         result: CellResult,
         env: EnvStatus,
-        gpu: cuda.GpuDecision,
+        gpu: GpuDecision,
         device: int,
     ) -> None:
         opts = self.options
