@@ -271,7 +271,7 @@ def test_specs_read_without_rattler_are_specs_rattler_reads_alike() -> None:
     names = ("numpy", "cuda-version", "pytest_cov", "ruamel.yaml", "r-base", "x264")
     constraints = (
         "", " 1", "=12.1", " =12.1", "==1.26.4", ">=1.24", " >=1.24,<2", ">1,<=2.0,!=1.5",
-        "<3", " 1.2.*", "=1.2.*", " 1.24",
+        "<3", " 1.2.*", "=1.2.*", "==1.2.*", " >= 1.2.*", " 1.24", "=10.20.30.40",
     )  # fmt: skip
     for name, constraint in itertools.product(names, constraints):
         spec = name + constraint
