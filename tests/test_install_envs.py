@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,27 @@ def test_backend_missing_from_the_env_comes_from_the_index(
     result, cells = run(pytester, warm_cache, local_channel, out, "--conda-matrix-install", "wheel")
     assert result.ret == 0, result.stdout.str()
     assert cells["py3.12-cpu"]["env_reason"].endswith("project wheel built")
+
+
+def test_condamatrix_run_sees_the_project_installed_as_the_matrix_installs_it(
+    pytester: pytest.Pytester, local_channel: LocalChannel, warm_cache: Path
+) -> None:
+    """`condamatrix run` (and `shell`) give a cell's command the project as a matrix run
+    installs it: its metadata and console scripts from the wheel, not the sources."""
+    if "3.12" not in local_channel.pythons:
+        pytest.skip("Python 3.12 is not on this machine")
+    pure_project(pytester, local_channel)
+    code = (
+        "import importlib.metadata, json, shutil, puretool; print(json.dumps(["
+        "importlib.metadata.version('puretool'), puretool.__file__, shutil.which('puretool')]))"
+    )
+    argv = [sys.executable, "-m", "pytest_condamatrix.cli.main", "run", "py3.12-cpu"]
+    done = subprocess.run(
+        [*argv, "--cache-dir", str(warm_cache), "--", "python", "-c", code],
+        cwd=pytester.path, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    version, module, script = json.loads(done.stdout.strip().splitlines()[-1])
+    assert version == "1.2"
+    assert not Path(module).is_relative_to(pytester.path / "src")  # installed, not the sources
+    assert script and Path(script).parent.name == "bin" and "overlays" in Path(script).parts

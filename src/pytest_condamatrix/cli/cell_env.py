@@ -36,6 +36,7 @@ from ..envs.engines import make_engine
 from ..envs.host import detect_driver
 from ..envs.layout import host_dir
 from ..errors import CondaMatrixError, UsageError
+from ..install import InstallSettings, Overlay, prepare_install
 from ..matrix import Cell
 from ..report.terminal import ProgressPrinter, make_console
 from ..results import EnvState
@@ -66,8 +67,11 @@ def find_cell(cells: Sequence[Cell], wanted: str) -> Cell:
 
 
 @contextlib.contextmanager
-def cell_env(options: SessionOptions, wanted: str) -> Iterator[CellEnv]:
-    """The env of one cell, checked or built as a matrix run would, held under its read lock."""
+def cell_env(
+    options: SessionOptions, wanted: str, *, with_project: bool = True
+) -> Iterator[CellEnv]:
+    """The env of one cell, checked or built as a matrix run would, held under its read lock;
+    ``with_project``: the project installed in it as a matrix run installs it."""
     config, cells = load_matrix(options)
     cell = find_cell(cells, wanted)
     console = make_console(sys.stderr)
@@ -90,7 +94,19 @@ def cell_env(options: SessionOptions, wanted: str) -> Iterator[CellEnv]:
             shutil.copyfile(
                 Path(__file__).parent.parent / "worker.py", Path(worker_dir) / f"{WORKER_MODULE}.py"
             )
-            environ = cell_environ(config, cell, status.prefix, gpu, os.environ, Path(worker_dir))
+            overlay, sources = Overlay(), True
+            if with_project:  # as a matrix run installs it in this cell (wheel, editable)
+                install = InstallSettings.from_config(config, options.install, root)
+                overlay = prepare_install(
+                    install, cell, status.prefix, status.python, status.key, Path(worker_dir)
+                )
+                sources = install.mode == "none"
+                if overlay.note:
+                    progress.cell_phase(cell.id, overlay.note)
+            environ = cell_environ(
+                config, cell, status.prefix, gpu, os.environ, Path(worker_dir), overlay,
+                sources=sources,
+            )  # fmt: skip
             yield CellEnv(cell, status, environ)
 
 
@@ -101,6 +117,9 @@ def cell_environ(
     gpu: GpuDecision,
     outer: Mapping[str, str],
     worker_dir: Path,
+    overlay: Overlay | None = None,
+    *,
+    sources: bool = True,
 ) -> dict[str, str]:
     """A cell's variables as a matrix run sets them, then the env's activation on top.
 
@@ -110,16 +129,21 @@ def cell_environ(
     matrix run adds, it streams nothing and waits for nobody. The configuration's
     ``pytest-args`` reach it through ``PYTEST_ADDOPTS``.
     """
+    overlay = overlay or Overlay()
     pythonpath = config.pythonpath
-    if not pythonpath and (config.root / "src").is_dir():
-        pythonpath = (config.root / "src",)
-    environ = cell_variables(cell, gpu, [str(worker_dir), *map(str, pythonpath)], outer)
+    if not pythonpath and sources and (config.root / "src").is_dir():
+        pythonpath = (config.root / "src",)  # the sources, when the project is not installed
+    environ = cell_variables(
+        cell, gpu, [str(worker_dir), *overlay.pythonpath, *map(str, pythonpath)], outer
+    )
     plugins = [p for p in outer.get("PYTEST_PLUGINS", "").split(",") if p.strip()]
     environ["PYTEST_PLUGINS"] = ",".join([*plugins, WORKER_MODULE])
     if config.pytest_args:  # `pytest-args` of the configuration, as every cell's pytest has
         addopts = [shlex.join(config.pytest_args), outer.get("PYTEST_ADDOPTS", "")]
         environ["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
     environ = activate(prefix, environ)
+    if overlay.path:  # the project's console scripts, before the env's own
+        environ["PATH"] = os.pathsep.join([*overlay.path, environ.get("PATH", "")])
     # as `conda activate` names the env, for prompts and tools that show it
     environ["CONDA_DEFAULT_ENV"] = str(prefix)
     environ["CONDA_PROMPT_MODIFIER"] = f"({cell.id}) "

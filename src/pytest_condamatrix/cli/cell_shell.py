@@ -105,6 +105,6 @@ def shell_command(args: argparse.Namespace) -> int:
 def env_command(args: argparse.Namespace) -> int:
     from .cell_env import cell_env
 
-    with cell_env(_options(args), args.cell) as env:
+    with cell_env(_options(args), args.cell, with_project=False) as env:
         print(env.status.python if args.python else env.status.prefix)
     return int(ExitCode.OK)
