@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,11 +55,15 @@ def test_an_override_detects_anew(kept: Path, monkeypatch: pytest.MonkeyPatch) -
     assert len(list(kept.iterdir())) == 2
 
 
-@pytest.mark.parametrize("damage", ["garbage", "wrong shape", "link", "another user's"])
+@pytest.mark.parametrize(
+    "damage",
+    ["garbage", "wrong shape", "link", "another user's", "fifo", "too deep", "not a version"],
+)
 def test_a_damaged_or_planted_file_is_not_believed(
     kept: Path,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
     damage: str,
 ) -> None:
     host.facts()
@@ -67,6 +72,16 @@ def test_a_damaged_or_planted_file_is_not_believed(
         written.write_text("{not json")
     elif damage == "wrong shape":
         written.write_text(json.dumps({"platform": "linux-64", "packages": [["__glibc"]]}))
+    elif damage == "fifo":  # opening it to read would wait for a writer, for ever
+        written.unlink()
+        os.mkfifo(written)
+        _fail_if_blocked(request)
+    elif damage == "too deep":  # json's parser recurses: a RecursionError, no ValueError
+        written.write_text("[" * 100_000)
+    elif damage == "not a version":  # rattler would refuse it when solving, a traceback
+        written.write_text(
+            json.dumps({**FAKE.to_json(), "packages": [["__glibc", "2.99 or so", "0"]]})
+        )
     elif damage == "another user's":  # in a shared cache, under this user's name
         if os.getuid() != 0:
             pytest.skip("needs root to give the file to another user")
@@ -85,3 +100,14 @@ def test_a_damaged_or_planted_file_is_not_believed(
     monkeypatch.setattr(host, "_detect", lambda: FAKE)
     assert host.facts() == FAKE  # detected again, not read from the file
     assert not written.is_symlink()  # and written anew in its place
+
+
+def _fail_if_blocked(request: pytest.FixtureRequest) -> None:
+    """Fail the test, rather than hang it, if it blocks for 5 s."""
+
+    def blocked(signum: int, frame: object) -> None:
+        raise AssertionError("blocked reading the facts file")
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(5)
+    request.addfinalizer(lambda: (signal.alarm(0), signal.signal(signal.SIGALRM, previous)))

@@ -15,10 +15,12 @@ import importlib.metadata
 import json
 import os
 import platform as _platform
+import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from .. import __version__, atomic
 from .spec import SpecEngine, channel_fingerprint
@@ -36,6 +38,15 @@ class EngineLike(SpecEngine, Protocol):
 
     @property
     def platform(self) -> str: ...
+
+
+#: a name, version or build as rattler writes them: no space, "=" or other character that
+#: a hand-edited file could slip into an env's identity or the solver (a traceback there)
+_WORD = re.compile(r"[A-Za-z0-9_.+!-]+\Z", re.ASCII)
+
+
+def _word(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and _WORD.match(value) is not None
 
 
 @dataclass(frozen=True)
@@ -57,11 +68,10 @@ class HostFacts:
         if not isinstance(data, dict):
             return None
         platform, packages, driver = data.get("platform"), data.get("packages"), data.get("driver")
-        if not (isinstance(platform, str) and isinstance(driver, str)):
+        if not (_word(platform) and isinstance(driver, str) and (not driver or _word(driver))):
             return None
         if not isinstance(packages, list) or not all(
-            isinstance(p, list) and len(p) == 3 and all(isinstance(x, str) for x in p)
-            for p in packages
+            isinstance(p, list) and len(p) == 3 and all(_word(x) for x in p) for p in packages
         ):
             return None
         return cls(platform, tuple((p[0], p[1], p[2]) for p in packages), driver)
@@ -119,10 +129,13 @@ def _read_kept(path: Path) -> HostFacts | None:
     """The facts kept at ``path``, only from a file of this user's (a shared cache's other
     users could plant one)."""
     try:
-        if path.is_symlink() or path.stat().st_uid != os.getuid():
+        # lstat: a link is no file of ours; only a regular file (reading a FIFO would wait
+        # for a writer for ever), and a small one
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_size > 64 * 1024:
             return None
         return HostFacts.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # json recurses into nested lists
         return None
 
 
