@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_condamatrix.envs import host
+from pytest_condamatrix.errors import UsageError
 
 FAKE = host.HostFacts("linux-64", (("__glibc", "2.99", "0"), ("__unix", "0", "0")), "")
 
@@ -111,3 +112,14 @@ def _fail_if_blocked(request: pytest.FixtureRequest) -> None:
     previous = signal.signal(signal.SIGALRM, blocked)
     signal.alarm(5)
     request.addfinalizer(lambda: (signal.alarm(0), signal.signal(signal.SIGALRM, previous)))
+
+
+def test_an_override_rattler_cannot_read_is_a_usage_error(
+    kept: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not rattler's traceback: the user is told which variable to correct."""
+    monkeypatch.setenv("CONDA_OVERRIDE_GLIBC", "2.17=0")
+    with pytest.raises(UsageError, match=r"CONDA_OVERRIDE_GLIBC='2\.17=0'") as caught:
+        host.facts()
+    assert "2.17=0" in str(caught.value) and caught.value.hint
+    assert not list(kept.iterdir())  # nothing kept: a corrected value is detected

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from .. import __version__, atomic
+from ..errors import UsageError
 from .spec import SpecEngine, channel_fingerprint
 
 if TYPE_CHECKING:
@@ -141,10 +142,15 @@ def _read_kept(path: Path) -> HostFacts | None:
 
 def _detect() -> HostFacts:
     import rattler
+    from rattler.exceptions import DetectVirtualPackageError
 
     # from_env() honours CONDA_OVERRIDE_GLIBC/ARCHSPEC/... as conda does.
+    try:
+        detected = rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env())
+    except DetectVirtualPackageError as exc:  # a value it cannot read, e.g. GLIBC="2.17=0"
+        raise _bad_override(exc) from None
     packages = []
-    for vp in rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env()):
+    for vp in detected:
         generic = vp.into_generic()
         if generic.name.normalized != "__cuda":
             packages.append(
@@ -156,6 +162,17 @@ def _detect() -> HostFacts:
         if generic.name.normalized == "__cuda":
             driver = str(generic.version)
     return HostFacts(str(rattler.Subdir.current()), tuple(sorted(packages)), driver)
+
+
+def _bad_override(exc: Exception) -> UsageError:
+    """The error for overrides rattler cannot read: its words name no variable, these do."""
+    overrides = sorted((k, v) for k, v in os.environ.items() if k.startswith("CONDA_OVERRIDE_"))
+    shown = ", ".join(f"{k}={v!r}" for k, v in overrides) or "none set"
+    return UsageError(
+        f"cannot detect this machine's virtual packages with these overrides ({shown}): {exc}",
+        hint="correct or unset the CONDA_OVERRIDE_* variable whose value it names, as conda "
+        "reads them (e.g. CONDA_OVERRIDE_GLIBC=2.17)",
+    )
 
 
 def rattler_version() -> str:
