@@ -58,7 +58,10 @@ def test_an_override_detects_anew(kept: Path, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.parametrize(
     "damage",
-    ["garbage", "wrong shape", "link", "another user's", "fifo", "too deep", "not a version"],
+    [
+        *("garbage", "wrong shape", "link", "another user's", "fifo", "too deep"),
+        *("not a version", "too large"),
+    ],
 )
 def test_a_damaged_or_planted_file_is_not_believed(
     kept: Path,
@@ -83,6 +86,8 @@ def test_a_damaged_or_planted_file_is_not_believed(
         written.write_text(
             json.dumps({**FAKE.to_json(), "packages": [["__glibc", "2.99 or so", "0"]]})
         )
+    elif damage == "too large":  # ours hold a few hundred bytes: this one is no file of ours
+        written.write_text(written.read_text() + " " * 100_000)
     elif damage == "another user's":  # in a shared cache, under this user's name
         if os.getuid() != 0:
             pytest.skip("needs root to give the file to another user")

@@ -78,6 +78,8 @@ class HostFacts:
         return cls(platform, tuple((p[0], p[1], p[2]) for p in packages), driver)
 
 
+#: the most a facts file may hold (ours hold a few hundred bytes)
+_MAX_FACTS_BYTES = 64 * 1024
 #: where the facts are kept between runs (the cache's ``host/``): None detects them anew
 _facts_dir: Path | None = None
 
@@ -129,13 +131,21 @@ def _facts(key: str) -> HostFacts:
 def _read_kept(path: Path) -> HostFacts | None:
     """The facts kept at ``path``, only from a file of this user's (a shared cache's other
     users could plant one)."""
+    # Opened without following a link and without waiting (a FIFO's open would wait for a
+    # writer), then checked as opened: a file swapped in after a check is never read.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        # lstat: a link is no file of ours; only a regular file (reading a FIFO would wait
-        # for a writer for ever), and a small one
-        st = path.lstat()
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_size > 64 * 1024:
+        fd = os.open(path, flags)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+                return None
+            data = os.read(fd, _MAX_FACTS_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(data) > _MAX_FACTS_BYTES:
             return None
-        return HostFacts.from_json(json.loads(path.read_text(encoding="utf-8")))
+        return HostFacts.from_json(json.loads(data.decode("utf-8")))
     except (OSError, ValueError, RecursionError):  # json recurses into nested lists
         return None
 
