@@ -282,3 +282,22 @@ def test_specs_read_without_rattler_are_specs_rattler_reads_alike() -> None:
         assert spec_name(other) == MatchSpec(other, strict=False).name.normalized
     for bad in ("numpy >=", "1numpy ==", ">=1.2", "numpy ==1..2", "numpy1.2.*", ""):
         assert not SIMPLE_SPEC.match(bad), bad
+
+
+def test_a_version_number_rattler_cannot_hold_is_refused_as_it_was() -> None:
+    """rattler keeps each number of a version in 64 bits: a longer one is no spec to it, so
+    the shapes read without rattler must not take it (the config error comes at load)."""
+    from rattler import MatchSpec
+
+    from pytest_condamatrix.config.fields import spec_name
+
+    for spec in (
+        "numpy 99999999999999999999",
+        "numpy >=1.18446744073709551616",
+        "x=1,<2" + "0" * 20,
+    ):
+        with pytest.raises(Exception, match="invalid number"):
+            MatchSpec(spec, strict=False)
+        with pytest.raises(ValueError, match="invalid number"):
+            spec_name(spec)
+    assert spec_name("numpy 18446744073709551615") == "numpy"  # the largest it holds

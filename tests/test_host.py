@@ -6,12 +6,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pytest_condamatrix.envs import host
+from pytest_condamatrix.errors import UsageError
 
 FAKE = host.HostFacts("linux-64", (("__glibc", "2.99", "0"), ("__unix", "0", "0")), "")
 
@@ -54,11 +56,18 @@ def test_an_override_detects_anew(kept: Path, monkeypatch: pytest.MonkeyPatch) -
     assert len(list(kept.iterdir())) == 2
 
 
-@pytest.mark.parametrize("damage", ["garbage", "wrong shape", "link", "another user's"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        *("garbage", "wrong shape", "link", "another user's", "fifo", "too deep"),
+        *("not a version", "too large"),
+    ],
+)
 def test_a_damaged_or_planted_file_is_not_believed(
     kept: Path,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
     damage: str,
 ) -> None:
     host.facts()
@@ -67,6 +76,18 @@ def test_a_damaged_or_planted_file_is_not_believed(
         written.write_text("{not json")
     elif damage == "wrong shape":
         written.write_text(json.dumps({"platform": "linux-64", "packages": [["__glibc"]]}))
+    elif damage == "fifo":  # opening it to read would wait for a writer, for ever
+        written.unlink()
+        os.mkfifo(written)
+        _fail_if_blocked(request)
+    elif damage == "too deep":  # json's parser recurses: a RecursionError, no ValueError
+        written.write_text("[" * 100_000)
+    elif damage == "not a version":  # rattler would refuse it when solving, a traceback
+        written.write_text(
+            json.dumps({**FAKE.to_json(), "packages": [["__glibc", "2.99 or so", "0"]]})
+        )
+    elif damage == "too large":  # ours hold a few hundred bytes: this one is no file of ours
+        written.write_text(written.read_text() + " " * 100_000)
     elif damage == "another user's":  # in a shared cache, under this user's name
         if os.getuid() != 0:
             pytest.skip("needs root to give the file to another user")
@@ -85,3 +106,25 @@ def test_a_damaged_or_planted_file_is_not_believed(
     monkeypatch.setattr(host, "_detect", lambda: FAKE)
     assert host.facts() == FAKE  # detected again, not read from the file
     assert not written.is_symlink()  # and written anew in its place
+
+
+def _fail_if_blocked(request: pytest.FixtureRequest) -> None:
+    """Fail the test, rather than hang it, if it blocks for 5 s."""
+
+    def blocked(signum: int, frame: object) -> None:
+        raise AssertionError("blocked reading the facts file")
+
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(5)
+    request.addfinalizer(lambda: (signal.alarm(0), signal.signal(signal.SIGALRM, previous)))
+
+
+def test_an_override_rattler_cannot_read_is_a_usage_error(
+    kept: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not rattler's traceback: the user is told which variable to correct."""
+    monkeypatch.setenv("CONDA_OVERRIDE_GLIBC", "2.17=0")
+    with pytest.raises(UsageError, match=r"CONDA_OVERRIDE_GLIBC='2\.17=0'") as caught:
+        host.facts()
+    assert "2.17=0" in str(caught.value) and caught.value.hint
+    assert not list(kept.iterdir())  # nothing kept: a corrected value is detected

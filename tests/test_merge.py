@@ -184,6 +184,11 @@ BAD_FILES: list[tuple[str, list[str]]] = [
     (json.dumps(_cells({**GOOD_CELL, "tests": [{"nodeid": "x"}]})), ["tests[0]", "outcome"]),
     (json.dumps(_cells({**GOOD_CELL, "tests": ["x"]})), ["tests[0]", "not an object"]),
     (json.dumps(_cells({**GOOD_CELL, "packages": [1]})), ["packages", "not all strings"]),
+    (json.dumps(_cells({**GOOD_CELL, "status": "Passed "})), ["cells[0]", "unknown status"]),
+    (
+        json.dumps(_cells({**GOOD_CELL, "env_status": "BUILT"})),
+        ["cells[0]", "unknown env_status 'BUILT'", "known: built, reused, failed"],
+    ),
     (json.dumps({**_cells(), "cells": {}}), ["'cells' is not a list"]),
 ]
 

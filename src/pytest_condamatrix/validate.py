@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ResultsError, UsageError
-from .results import CellStatus
+from .results import CellStatus, EnvState
 
 #: the most cells run at once (and GPU slots); more would only allocate threads and pipes
 MAX_JOBS = 1024
@@ -25,6 +25,8 @@ MAX_JOBS = 1024
 MAX_JSON_DEPTH = 32
 #: every status a cell of a results file may have; anything else is not ours
 CELL_STATUSES = tuple(s.value for s in CellStatus)
+#: what may have become of a cell's env ("" or left out: the cell never got that far)
+ENV_STATES = tuple(s.value for s in EnvState)
 _WHOLE = re.compile(r"[0-9]{1,7}")  # ASCII digits: int() also takes full-width ones and "1_0"
 
 
@@ -104,6 +106,12 @@ def check_merged_cell(raw: Mapping[str, Any], where: str) -> None:
     if status not in CELL_STATUSES:
         raise ResultsError(
             f"{where}: unknown status {_short(str(status))!r} (known: {', '.join(CELL_STATUSES)})"
+        )
+    env_status = raw.get("env_status", "")
+    if env_status not in ENV_STATES:  # said here, not as EnvState's own ValueError
+        raise ResultsError(
+            f"{where}: unknown env_status {_short(str(env_status))!r} "
+            f"(known: {', '.join(s for s in ENV_STATES if s)}, or none)"
         )
     for name in ("collected", "exit_code"):
         value = raw.get(name)

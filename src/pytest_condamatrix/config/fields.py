@@ -137,10 +137,12 @@ def check_cuda(value: str, where: Any, key: str) -> None:
 #: the common shape of a spec (``numpy``, ``numpy >=1.24,<2``, ``cuda-version=12.1``), which
 #: conda's grammar always accepts: read here, without rattler (~100 ms to import, on every
 #: run); any other spec is parsed by rattler
+#: a number of a version: rattler holds each in 64 bits, so a longer one goes to rattler
+_NUMBER = r"[0-9]{1,19}"
 SIMPLE_SPEC = re.compile(
     r"(?P<name>[a-z0-9_][a-z0-9._-]*)"
-    r"(?:(?:\s+|\s*(?:==|>=|<=|!=|>|<|=)\s*)[0-9]+(?:\.[0-9]+)*(?:\.\*)?"
-    r"(?:\s*,\s*(?:==|>=|<=|!=|>|<)\s*[0-9]+(?:\.[0-9]+)*)*)?\Z",
+    rf"(?:(?:\s+|\s*(?:==|>=|<=|!=|>|<|=)\s*){_NUMBER}(?:\.{_NUMBER})*(?:\.\*)?"
+    rf"(?:\s*,\s*(?:==|>=|<=|!=|>|<)\s*{_NUMBER}(?:\.{_NUMBER})*)*)?\Z",
     re.ASCII,
 )
 

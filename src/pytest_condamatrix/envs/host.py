@@ -15,12 +15,15 @@ import importlib.metadata
 import json
 import os
 import platform as _platform
+import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from .. import __version__, atomic
+from ..errors import UsageError
 from .spec import SpecEngine, channel_fingerprint
 
 if TYPE_CHECKING:
@@ -36,6 +39,15 @@ class EngineLike(SpecEngine, Protocol):
 
     @property
     def platform(self) -> str: ...
+
+
+#: a name, version or build as rattler writes them: no space, "=" or other character that
+#: a hand-edited file could slip into an env's identity or the solver (a traceback there)
+_WORD = re.compile(r"[A-Za-z0-9_.+!-]+\Z", re.ASCII)
+
+
+def _word(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and _WORD.match(value) is not None
 
 
 @dataclass(frozen=True)
@@ -57,16 +69,17 @@ class HostFacts:
         if not isinstance(data, dict):
             return None
         platform, packages, driver = data.get("platform"), data.get("packages"), data.get("driver")
-        if not (isinstance(platform, str) and isinstance(driver, str)):
+        if not (_word(platform) and isinstance(driver, str) and (not driver or _word(driver))):
             return None
         if not isinstance(packages, list) or not all(
-            isinstance(p, list) and len(p) == 3 and all(isinstance(x, str) for x in p)
-            for p in packages
+            isinstance(p, list) and len(p) == 3 and all(_word(x) for x in p) for p in packages
         ):
             return None
         return cls(platform, tuple((p[0], p[1], p[2]) for p in packages), driver)
 
 
+#: the most a facts file may hold (ours hold a few hundred bytes)
+_MAX_FACTS_BYTES = 64 * 1024
 #: where the facts are kept between runs (the cache's ``host/``): None detects them anew
 _facts_dir: Path | None = None
 
@@ -118,20 +131,36 @@ def _facts(key: str) -> HostFacts:
 def _read_kept(path: Path) -> HostFacts | None:
     """The facts kept at ``path``, only from a file of this user's (a shared cache's other
     users could plant one)."""
+    # Opened without following a link and without waiting (a FIFO's open would wait for a
+    # writer), then checked as opened: a file swapped in after a check is never read.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        if path.is_symlink() or path.stat().st_uid != os.getuid():
+        fd = os.open(path, flags)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+                return None
+            data = os.read(fd, _MAX_FACTS_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(data) > _MAX_FACTS_BYTES:
             return None
-        return HostFacts.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
+        return HostFacts.from_json(json.loads(data.decode("utf-8")))
+    except (OSError, ValueError, RecursionError):  # json recurses into nested lists
         return None
 
 
 def _detect() -> HostFacts:
     import rattler
+    from rattler.exceptions import DetectVirtualPackageError
 
     # from_env() honours CONDA_OVERRIDE_GLIBC/ARCHSPEC/... as conda does.
+    try:
+        detected = rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env())
+    except DetectVirtualPackageError as exc:  # a value it cannot read, e.g. GLIBC="2.17=0"
+        raise _bad_override(exc) from None
     packages = []
-    for vp in rattler.VirtualPackage.detect(rattler.VirtualPackageOverrides.from_env()):
+    for vp in detected:
         generic = vp.into_generic()
         if generic.name.normalized != "__cuda":
             packages.append(
@@ -143,6 +172,17 @@ def _detect() -> HostFacts:
         if generic.name.normalized == "__cuda":
             driver = str(generic.version)
     return HostFacts(str(rattler.Subdir.current()), tuple(sorted(packages)), driver)
+
+
+def _bad_override(exc: Exception) -> UsageError:
+    """The error for overrides rattler cannot read: its words name no variable, these do."""
+    overrides = sorted((k, v) for k, v in os.environ.items() if k.startswith("CONDA_OVERRIDE_"))
+    shown = ", ".join(f"{k}={v!r}" for k, v in overrides) or "none set"
+    return UsageError(
+        f"cannot detect this machine's virtual packages with these overrides ({shown}): {exc}",
+        hint="correct or unset the CONDA_OVERRIDE_* variable whose value it names, as conda "
+        "reads them (e.g. CONDA_OVERRIDE_GLIBC=2.17)",
+    )
 
 
 def rattler_version() -> str:
