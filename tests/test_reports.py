@@ -156,6 +156,10 @@ def test_exit_codes_follow_pytest() -> None:
     assert aggregate_exit_code([empty]) == ExitCode.NO_TESTS_COLLECTED
     assert aggregate_exit_code([ok, empty]) == ExitCode.OK
     assert aggregate_exit_code([ok], interrupted=True) == ExitCode.INTERRUPTED
+    # a cell that never finished (a merged job's file written mid-run) is no success
+    for status in (CellStatus.PENDING, CellStatus.RUNNING):
+        unfinished = CellResult(cell="e", python="3.12", cuda="cpu", status=status)
+        assert aggregate_exit_code([ok, unfinished]) == ExitCode.TESTS_FAILED
 
 
 def test_json_round_trip() -> None:

@@ -50,7 +50,8 @@ class CellStatus(_Word):
         return self in BAD_STATUSES
 
 
-#: cell statuses that mean the cell's tests did not all pass
+#: cell statuses that mean the cell's tests did not all pass; a run ends with none pending
+#: or running, so a results file holding one is of a job that never finished
 BAD_STATUSES = frozenset(
     {
         CellStatus.FAILED,
@@ -59,6 +60,8 @@ BAD_STATUSES = frozenset(
         CellStatus.TIMEOUT,
         CellStatus.ERROR,
         CellStatus.INTERRUPTED,
+        CellStatus.PENDING,
+        CellStatus.RUNNING,
     }
 )
 
