@@ -94,18 +94,18 @@ def cell_env(
             shutil.copyfile(
                 Path(__file__).parent.parent / "worker.py", Path(worker_dir) / f"{WORKER_MODULE}.py"
             )
-            overlay, sources = Overlay(), True
+            overlay, installed = Overlay(), False
             if with_project:  # as a matrix run installs it in this cell (wheel, editable)
                 install = InstallSettings.from_config(config, options.install, root)
                 overlay = prepare_install(
                     install, cell, status.prefix, status.python, status.key, Path(worker_dir)
                 )
-                sources = install.mode == "none"
+                installed = install.mode != "none"
                 if overlay.note:
                     progress.cell_phase(cell.id, overlay.note)
             environ = cell_environ(
                 config, cell, status.prefix, gpu, os.environ, Path(worker_dir), overlay,
-                sources=sources,
+                installed=installed,
             )  # fmt: skip
             yield CellEnv(cell, status, environ)
 
@@ -119,7 +119,7 @@ def cell_environ(
     worker_dir: Path,
     overlay: Overlay | None = None,
     *,
-    sources: bool = True,
+    installed: bool = False,
 ) -> dict[str, str]:
     """A cell's variables as a matrix run sets them, then the env's activation on top.
 
@@ -130,9 +130,7 @@ def cell_environ(
     ``pytest-args`` reach it through ``PYTEST_ADDOPTS``.
     """
     overlay = overlay or Overlay()
-    pythonpath = config.pythonpath
-    if not pythonpath and sources and (config.root / "src").is_dir():
-        pythonpath = (config.root / "src",)  # the sources, when the project is not installed
+    pythonpath = config.import_path(installed=installed)
     environ = cell_variables(
         cell, gpu, [str(worker_dir), *overlay.pythonpath, *map(str, pythonpath)], outer
     )

@@ -109,6 +109,13 @@ class MatrixConfig:
         """The environment file's content hash, part of every env key ("" without one)."""
         return self.environment.sha256 if self.environment else ""
 
+    def import_path(self, *, installed: bool) -> tuple[Path, ...]:
+        """The folders on the cells' PYTHONPATH: ``pythonpath``, else ``src/`` when the
+        project is not installed in the cells (its sources are then what they import)."""
+        if self.pythonpath or installed or not (self.root / "src").is_dir():
+            return self.pythonpath
+        return (self.root / "src",)
+
     def runs_on(self, cuda: str) -> tuple[str, ...]:
         """The GitHub Actions ``runs-on`` labels of the cells of CUDA variant ``cuda``."""
         if cuda in self.runners:

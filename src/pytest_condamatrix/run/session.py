@@ -147,10 +147,8 @@ def run_session(
     lock = load_lock(config)
     engine = make_engine(options.engine or config.engine, root, lock=lock)
     locked = locked_cells(lock, cells, engine, options.locked, console)
-    pythonpath = config.pythonpath
     install = InstallSettings.from_config(config, options.install, root)
-    if not pythonpath and (config.root / "src").is_dir() and install.mode == "none":
-        pythonpath = (config.root / "src",)
+    pythonpath = config.import_path(installed=install.mode != "none")
     run_dir = new_run_dir(root)
     timings = timings_file(root, config.root)
     jobs = options.jobs or config.jobs or min(len(cells), os.cpu_count() or 1)
