@@ -58,7 +58,9 @@ class HostFacts:
     #: ``(name, version, build)`` of each virtual package, ``__cuda`` left out (a cell's
     #: variant decides it), as ``CONDA_OVERRIDE_*`` make them
     packages: tuple[tuple[str, str, str], ...]
-    driver: str  # the CUDA version the driver supports, "" without one (no override)
+    #: the CUDA version the driver supports, "" without one; read only when no
+    #: CONDA_OVERRIDE_CUDA is set (then it is the driver's own)
+    driver: str
 
     def to_json(self) -> dict[str, Any]:
         return {"platform": self.platform, "packages": self.packages, "driver": self.driver}
@@ -160,17 +162,15 @@ def _detect() -> HostFacts:
     except DetectVirtualPackageError as exc:  # a value it cannot read, e.g. GLIBC="2.17=0"
         raise _bad_override(exc) from None
     packages = []
+    driver = ""  # read only without CONDA_OVERRIDE_CUDA (detect_driver answers that itself)
     for vp in detected:
-        generic = vp.into_generic()
-        if generic.name.normalized != "__cuda":
-            packages.append(
-                (generic.name.normalized, str(generic.version), str(generic.build_string))
-            )
-    driver = ""
-    for vp in rattler.VirtualPackage.detect():  # the driver's own, whatever the overrides
         generic = vp.into_generic()
         if generic.name.normalized == "__cuda":
             driver = str(generic.version)
+        else:
+            packages.append(
+                (generic.name.normalized, str(generic.version), str(generic.build_string))
+            )
     return HostFacts(str(rattler.Subdir.current()), tuple(sorted(packages)), driver)
 
 
