@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -20,6 +21,9 @@ import pytest
 from pytest_condamatrix.localchannel import LocalChannel, build_local_channel
 
 PYTHONS = ("3.9", "3.11", "3.12")
+#: the `condamatrix` command, as the tests start it (the installed script may be another
+#: checkout's)
+CONDAMATRIX = [sys.executable, "-m", "pytest_condamatrix.cli.main"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

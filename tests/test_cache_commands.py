@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from filelock import ReadWriteLock
 
-from conftest import run_matrix_in
+from conftest import CONDAMATRIX, run_matrix_in
 from pytest_condamatrix.cli.cache_view import render_listing
 from pytest_condamatrix.envs import inventory, layout, usage
 from pytest_condamatrix.errors import ExitCode
@@ -40,7 +40,7 @@ def run_matrix(pytester: pytest.Pytester, cache: Path) -> dict[str, Any]:
 
 def condamatrix(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest_condamatrix.cli.main", "cache", *args],
+        [*CONDAMATRIX, "cache", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -7,19 +7,16 @@ import os
 import pty
 import select
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import MakeProject
+from conftest import CONDAMATRIX, MakeProject
 from pytest_condamatrix.cli.cell_env import activate, find_cell
 from pytest_condamatrix.cli.cell_shell import split_command
 from pytest_condamatrix.errors import ExitCode, UsageError
 from pytest_condamatrix.matrix import Cell, parse_cell_id
-
-CLI = [sys.executable, "-m", "pytest_condamatrix.cli.main"]
 
 
 def test_split_command_keeps_the_commands_options_its_own() -> None:
@@ -73,7 +70,7 @@ def cli(
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CONDAMATRIX_"))}
     clean.update(env or {})
     return subprocess.run(
-        [*CLI, *args],
+        [*CONDAMATRIX, *args],
         cwd=project,
         env=clean,
         capture_output=True,
@@ -178,7 +175,7 @@ def test_run_passes_the_terminal_through_to_pdb(
     project = matrix_project(tests=TESTS)
     controller, terminal = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CONDAMATRIX_"))}
-    argv = [*CLI, "run", "py3.12-cpu", "--cache-dir", str(warm_cache), "--"]
+    argv = [*CONDAMATRIX, "run", "py3.12-cpu", "--cache-dir", str(warm_cache), "--"]
     argv += ["pytest", "-x", "--pdb", "-p", "no:cacheprovider", "test_things.py"]
     proc = subprocess.Popen(
         argv, cwd=project, env=env, stdin=terminal, stdout=terminal, stderr=terminal

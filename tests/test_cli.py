@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import CONDAMATRIX
 from pytest_condamatrix.cli.demo import demo_project
 from pytest_condamatrix.cli.main import main
 from pytest_condamatrix.errors import EnvBuildError, ExitCode, exit_code_for
@@ -112,9 +113,7 @@ def test_demo_runs_the_full_matrix_offline(
 ) -> None:
     """Quick-start command 1, as a user types it (its channel and envs: the tests' warm cache)."""
     argv = [
-        sys.executable,
-        "-m",
-        "pytest_condamatrix.cli.main",
+        *CONDAMATRIX,
         "demo",
         "--cache-dir",
         str(warm_cache),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import CONDAMATRIX
 from pytest_condamatrix.cli.demo import demo_cells
 from pytest_condamatrix.errors import UsageError
 from pytest_condamatrix.localchannel import LocalChannel
@@ -45,9 +45,7 @@ def test_demo_runs_only_the_selected_cells(
         pytest.skip("Python 3.12 is not on this machine")
     out = tmp_path / "r.json"
     argv = [
-        sys.executable,
-        "-m",
-        "pytest_condamatrix.cli.main",
+        *CONDAMATRIX,
         "demo",
         "--cache-dir",
         str(warm_cache),

@@ -20,6 +20,7 @@ import pytest
 import rattler
 import yaml
 
+from conftest import CONDAMATRIX
 from gha_local import caller_workflow
 from pytest_condamatrix.ci.gh_matrix import (
     MAX_JOBS,
@@ -230,9 +231,7 @@ def test_github_output_is_written_once(project: Path, monkeypatch: pytest.Monkey
     github_output.write_text("earlier=1\n")
     env = {**os.environ, "GITHUB_OUTPUT": str(github_output)}
     argv = [
-        sys.executable,
-        "-m",
-        "pytest_condamatrix.cli.main",
+        *CONDAMATRIX,
         "gh-matrix",
         "--select",
         "py3.12-cpu",
@@ -562,7 +561,7 @@ def test_reusable_cells_step_passes_select_and_runs_on(project: Path, tmp_path: 
 
 
 def gh_matrix_out(project: Path, *select: str) -> str:
-    argv = [sys.executable, "-m", "pytest_condamatrix.cli.main", "gh-matrix"]
+    argv = [*CONDAMATRIX, "gh-matrix"]
     argv += [a for cell in select for a in ("--select", cell)]
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_OUTPUT"}
     return subprocess.run(

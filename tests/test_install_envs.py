@@ -11,13 +11,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import CONDAMATRIX
 from pytest_condamatrix.localchannel import LocalChannel
 
 pytestmark = pytest.mark.integration
@@ -251,7 +251,7 @@ def test_condamatrix_run_sees_the_project_installed_as_the_matrix_installs_it(
         "import importlib.metadata, json, shutil, puretool; print(json.dumps(["
         "importlib.metadata.version('puretool'), puretool.__file__, shutil.which('puretool')]))"
     )
-    argv = [sys.executable, "-m", "pytest_condamatrix.cli.main", "run", "py3.12-cpu"]
+    argv = [*CONDAMATRIX, "run", "py3.12-cpu"]
     done = subprocess.run(
         [*argv, "--cache-dir", str(warm_cache), "--", "python", "-c", code],
         cwd=pytester.path, capture_output=True, text=True, timeout=600, check=False,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import CONDAMATRIX
 from pytest_condamatrix.errors import ExitCode
 
 DOCS = Path(__file__).parents[2] / "docs"
@@ -38,7 +38,7 @@ def test_the_ci_table_agrees_with_the_codes() -> None:
 
 def condamatrix(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest_condamatrix.cli.main", *args],
+        [*CONDAMATRIX, *args],
         capture_output=True,
         text=True,
         timeout=60,
