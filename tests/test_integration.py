@@ -357,6 +357,83 @@ def test_the_next_cell_starts_ahead_but_its_tests_wait_for_a_free_slot(
     assert set(load_timings(timings_file(warm_cache, pytester.path))) == set(order)
 
 
+#: a conftest.py object whose end (at interpreter shutdown, after pytest and atexit) is slow
+_SLOW_TO_GO = """
+class _SlowToGo:
+    def __init__(self):
+        cell = os.environ.get("CONDAMATRIX_CELL")
+        self.path = str(pathlib.Path({out!r}) / ("%s.gone" % cell)) if cell else None
+
+    def __del__(self, _sleep=time.sleep, _time=time.time, _open=open, _pid=os.getpid):
+        if self.path:
+            _sleep(2.0)
+            with _open(self.path, "w") as f:
+                f.write("%r %d" % (_time(), _pid()))
+
+_slow_to_go = _SlowToGo()
+"""
+
+
+def test_the_next_cell_goes_while_the_previous_interpreter_shuts_down(
+    run_matrix: RunMatrix, pytester: pytest.Pytester, matrix_project: MakeProject, warm_cache: Path
+) -> None:
+    out = pytester.path / "marks"
+    out.mkdir()
+    matrix_project(python=("3.11", "3.12"), tests="def test_one():\n    pass\n")
+    pytester.makeconftest(
+        _MARK.format(out=str(out)) + _SLOW_TO_GO.format(out=str(out)) + "mark('conftest')\n"
+    )
+    result, data = run_matrix(warm_cache, "--conda-matrix-jobs", "1")
+    assert result.ret == 0, result.stdout.str()
+    marks = _marks(out)
+    first, second = sorted(("py3.11-cpu", "py3.12-cpu"), key=lambda c: marks[f"{c}.conftest"])
+    # the first cell's pytest was over (its session, its plugins, its atexit handlers), so
+    # the second went on while the first's objects were still being freed ...
+    assert marks[f"{second}.conftest"] < marks[f"{first}.gone"], marks
+    # ... and the run still waited for the first to exit, with its exit code
+    assert [c["exit_code"] for c in data["cells"]] == [0, 0]
+    assert {c["status"] for c in data["cells"]} == {"passed"}
+
+
+def test_the_cells_python_says_it_is_exiting_once_after_every_atexit_handler(
+    tmp_path: Path,
+) -> None:
+    worker = Path(__file__).parents[1] / "src" / "pytest_condamatrix" / "worker.py"
+    (tmp_path / "_condamatrix_worker.py").write_text(worker.read_text())
+    stream = tmp_path / "stream.jsonl"
+    (tmp_path / "test_x.py").write_text(
+        f"""
+import atexit, os
+
+def _look():  # a handler of the tests' own: it runs before the worker says it is exiting
+    text = open({str(stream)!r}).read()
+    open("seen-at-exit", "w").write(str(text.count('"exiting"')))
+
+def test_forks_a_child_that_runs_its_atexit_handlers():
+    atexit.register(_look)
+    pid = os.fork()
+    if pid == 0:  # as a forked child that exits normally does: not the cell's end
+        atexit._run_exitfuncs()
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+"""
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "CONDAMATRIX_CELL": "py-here"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "_condamatrix_worker", "-p", "no:cacheprovider"]
+        + [f"--condamatrix-stream={stream}"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    events = [json.loads(line)["e"] for line in stream.read_text().splitlines()]
+    assert events[-2:] == ["finish", "exiting"] and events.count("exiting") == 1, events
+    assert (tmp_path / "seen-at-exit").read_text() == "0"
+
+
 def test_a_cell_the_run_no_longer_wants_exits_at_the_gate(tmp_path: Path) -> None:
     worker = Path(__file__).parents[1] / "src" / "pytest_condamatrix" / "worker.py"
     (tmp_path / "_condamatrix_worker.py").write_text(worker.read_text())
@@ -499,6 +576,20 @@ def test_cells_that_use_the_gpu_take_turns(
     devices = {m.rpartition("-")[2] for m in marks if ".device-" in m and "-cu" in m}
     assert devices == {"3", "5"}, marks
     assert "py3.12-cpu.device-3,5" in marks  # CPU cells: the environment as it was
+
+
+def test_a_cell_on_the_gpu_frees_it_only_once_its_process_has_exited(
+    run_matrix: RunMatrix, pytester: pytest.Pytester, gpu_project: GpuProject, warm_cache: Path
+) -> None:
+    out = gpu_project(("3.12",), ["11.8", "12.1"])
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + _SLOW_TO_GO.format(out=str(out)))
+    result, _ = run_matrix(warm_cache, "--conda-matrix-jobs", "2")
+    assert result.ret == 0, result.stdout.str()
+    marks = _marks(out)
+    first, second = sorted(("py3.12-cu11.8", "py3.12-cu12.1"), key=lambda c: marks[f"{c}.start"])
+    # device memory is the process's until it exits: the next GPU cell waits for that
+    assert marks[f"{second}.start"] > marks[f"{first}.gone"], marks
 
 
 def test_last_failed_is_remembered_per_cell(

@@ -4,7 +4,9 @@ Every collect and test report is serialised with ``pytest_report_to_serializable
 pytest-xdist does between its workers and controller) and classified with the cell's own
 ``pytest_report_teststatus``, so categories defined by the cell's plugins (subtests, rerun,
 ...) are named where those plugins live. At the end of the session the counts pytest prints
-in its summary line are sent too, taken from the cell's terminal reporter by its rules.
+in its summary line are sent too, taken from the cell's terminal reporter by its rules, and
+at exit a last record says that the cell's Python is shutting down: the runner lets the next
+cell go on meanwhile.
 Only the process that owns the session streams: pytest-xdist workers pass their reports to
 their controller.
 
@@ -30,6 +32,7 @@ Environment it reads:
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import os
@@ -53,6 +56,24 @@ _last_flush = 0.0
 _config: Any = None
 _all_reports = True
 _stats: dict[str, list[Any]] = {}  # the terminal reporter's reports by category, if it runs
+
+
+def _exiting() -> None:
+    """Tell the runner the cell's pytest is over (and every atexit handler registered after
+    the worker loaded): the next cell may start while this interpreter shuts down."""
+    global _stream
+    if _stream is None or os.getpid() != _pid:  # a forked child of a test: not the cell
+        return
+    try:
+        _stream.write(json.dumps({"e": "exiting"}) + "\n")
+        _stream.close()
+    except Exception:
+        pass
+    _stream = None
+
+
+_pid = os.getpid()
+atexit.register(_exiting)  # now, before any test's handler: atexit runs the last one first
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -364,7 +385,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    global _stream
     if _stream is not None and config is _config:
-        _stream.close()
-        _stream = None
+        _stream.flush()  # closed at exit, after the "exiting" record

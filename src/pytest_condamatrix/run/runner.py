@@ -269,8 +269,10 @@ class MatrixRunner:
             pause = ExitWaiter(proc)
             try:
                 with contextlib.ExitStack() as held:
-                    slot = held.enter_context(self._slots.test_slots.take(turn))
-                    # unwound first: what the tests left running ends before the slots free up
+                    slot_held = held.enter_context(contextlib.ExitStack())
+                    slot = slot_held.enter_context(self._slots.test_slots.take(turn))
+                    # unwound first: unless the cell said it was exiting (then its slot is
+                    # free already), what its tests left running ends before its slot frees up
                     held.callback(processes.reap_group, proc)
                     start = time.monotonic()
                     halted = self._slots.halted(result)
@@ -280,7 +282,12 @@ class MatrixRunner:
                     os.close(go)  # without a word, the worker exits at its gate
                     go = -1
                     while proc.poll() is None:
-                        self._consume(cell, result, tail.read())
+                        records = tail.read()
+                        self._consume(cell, result, records)
+                        if any(r.get("e") == "exiting" for r in records):
+                            # its pytest is over: the next cell's tests may start while this
+                            # interpreter shuts down (the GPU slot waits for the exit)
+                            slot_held.close()
                         if opts.timeout and time.monotonic() - start > opts.timeout:
                             timed_out = True
                             processes.kill_group(proc)
