@@ -420,8 +420,16 @@ def test_forks_a_child_that_runs_its_atexit_handlers():
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "CONDAMATRIX_CELL": "py-here"}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "_condamatrix_worker", "-p", "no:cacheprovider"]
-        + [f"--condamatrix-stream={stream}"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "_condamatrix_worker",
+            "-p",
+            "no:cacheprovider",
+            f"--condamatrix-stream={stream}",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -105,14 +105,17 @@ def pytest_addoption(parser: Any) -> None:
 
 
 def _emit(record: dict[str, Any], urgent: bool = True) -> None:
+    _emit_line(_encode(record) + "\n", urgent)
+
+
+def _emit_line(line: str, urgent: bool = True) -> None:
     global _stream, _last_flush
     if _stream is None:
         path = _config.getoption("condamatrix_stream") if _config is not None else None
         if not path:
             return
         _stream = open(path, "a", encoding="utf-8")  # noqa: SIM115, PTH123 - open all session
-    line = json.dumps(record, default=_jsonable, ensure_ascii=False)
-    _stream.write(line + "\n")
+    _stream.write(line)
     now = time.monotonic()
     if urgent or now - _last_flush > FLUSH_SECONDS:
         _stream.flush()
@@ -125,6 +128,16 @@ def _jsonable(value: object) -> object:
         return str(value)[:MAX_TEXT]
     except Exception:
         return None
+
+
+_encode = json.JSONEncoder(default=_jsonable, ensure_ascii=False).encode  # one, not one a line
+_quote = json.encoder.encode_basestring  # a str as JSON (C), as _encode writes it
+_INFINITY = float("inf")
+#: the line of a test that passed, in short (most lines of a run): written without a dict
+_PASSED_LINE = (
+    '{"e": "test", "cat": "passed", "r": {"$report_type": "TestReport", "nodeid": %s,'
+    ' "when": "call", "outcome": "passed", "duration": %r}}\n'
+)
 
 
 def _owns_session(config: Any) -> bool:
@@ -326,6 +339,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     category = _status(report)
     if report.passed and not _all_reports and not report.sections:
+        duration = report.duration
+        if (
+            category == "passed"
+            and type(report) is pytest.TestReport  # not a subtest's, nor a plugin's subclass
+            and type(duration) is float
+            and 0.0 <= duration < _INFINITY  # a number JSON can hold
+            and type(report.nodeid) is str
+            and not hasattr(report, "wasxfail")
+        ):
+            _emit_line(_PASSED_LINE % (_quote(report.nodeid), duration))
+            return
         data = _short(report)
     else:
         data = _serialise(report)

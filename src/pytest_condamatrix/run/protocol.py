@@ -4,10 +4,11 @@ The worker (worker.py) writes one JSON object per line: ``start``, ``collected``
 ``deselected``, ``test`` and ``collect`` (a report serialised with
 ``pytest_report_to_serializable`` and the category the cell's ``pytest_report_teststatus``
 gave it), ``warning``, ``finish`` (the exit status and the counts of the cell's summary
-line) and ``exiting`` (pytest and the atexit handlers are done: the interpreter shuts down). :class:`ReportRelay` rebuilds the reports with ``pytest_report_from_serializable`` and
-fires them into the outer pytest's own hooks, the cell named on each report, as pytest-xdist
-does with its workers' reports: plugins of the outer run (``--report-log``, a conftest's
-hooks) see every cell's tests.
+line) and ``exiting`` (pytest and the atexit handlers are done: the interpreter shuts down).
+:class:`ReportRelay` rebuilds the reports with ``pytest_report_from_serializable`` and fires
+them into the outer pytest's own hooks, the cell named on each report, as pytest-xdist does
+with its workers' reports: plugins of the outer run (``--report-log``, a conftest's hooks)
+see every cell's tests.
 """
 
 from __future__ import annotations
