@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -263,16 +263,31 @@ def to_json(run: RunResult) -> dict[str, Any]:
         "interrupted": run.interrupted,
         "host": run.host,
         "totals": run.totals(),
-        "cells": [
-            {**asdict(cell), "duration": round(cell.duration, 3), "counts": cell.counts()}
-            for cell in run.cells
-        ],
+        "cells": [_cell_json(cell) for cell in run.cells],
     }
 
 
+def _cell_json(cell: CellResult) -> dict[str, Any]:
+    # field by field: dataclasses.asdict deep-copies every value, 15 us a test
+    data: dict[str, Any] = {}
+    for name in _CELL_FIELD_NAMES:
+        value = getattr(cell, name)
+        data[name] = list(value) if isinstance(value, list) else value
+    data["tests"] = [{n: getattr(t, n) for n in _TEST_FIELD_NAMES} for t in cell.tests]
+    data["duration"] = round(cell.duration, 3)
+    data["counts"] = cell.counts()
+    return data
+
+
 def write_json(run: RunResult, path: Path) -> None:
+    """One line of JSON: json's C encoder writes no indented text (30k tests: 0.1 s, not
+    0.4 s); ``python -m json.tool`` or ``jq .`` shows it indented."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(path, json.dumps(to_json(run), indent=1) + "\n")
+    atomic.write_text(path, json.dumps(to_json(run)) + "\n")
+
+
+_CELL_FIELD_NAMES = tuple(f.name for f in fields(CellResult) if f.name != "tests")
+_TEST_FIELD_NAMES = tuple(f.name for f in fields(TestResult))
 
 
 def from_json(data: Any, *, source: str = "results") -> RunResult:
