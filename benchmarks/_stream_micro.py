@@ -81,16 +81,21 @@ def main() -> None:
     # in a cell: once without the worker (what pytest does anyway), once with it, its stream
     # opened as its option would open it; the difference is the worker's cost
     plain = configured(["-p", "no:cacheprovider"])
-    base_cpu, base_wall = dispatch(plain, reports(tests), {})
     config = configured(["-p", "no:cacheprovider"])
     config.pluginmanager.register(worker, "_condamatrix_worker")
     worker._config = config
     worker._all_reports = (sys.argv[4] if len(sys.argv) > 4 else "short") == "all"
-    worker._stream = open(results, "a", encoding="utf-8")  # noqa: SIM115, PTH123
-    stats: dict[str, list[Any]] = {}
-    worker._stats = stats
-    cpu, wall = dispatch(config, reports(tests), stats)
-    worker._stream.close()
+    # in turns, the best of each side: a shared machine's slow moments hit both alike
+    base_cpu = base_wall = cpu = wall = float("inf")
+    for _ in range(ROUNDS):
+        round_cpu, round_wall = dispatch(plain, reports(tests), {})
+        base_cpu, base_wall = min(base_cpu, round_cpu), min(base_wall, round_wall)
+        worker._stream = open(results, "w", encoding="utf-8")  # noqa: SIM115, PTH123
+        stats: dict[str, list[Any]] = {}
+        worker._stats = stats
+        round_cpu, round_wall = dispatch(config, reports(tests), stats)
+        cpu, wall = min(cpu, round_cpu), min(wall, round_wall)
+        worker._stream.close()
     print(
         json.dumps(
             {
@@ -103,6 +108,7 @@ def main() -> None:
 
 
 WHEN: tuple[Literal["setup", "call", "teardown"], ...] = ("setup", "call", "teardown")
+ROUNDS = 5
 
 if __name__ == "__main__":
     main()

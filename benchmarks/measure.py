@@ -335,8 +335,9 @@ def stream_costs(
     ctx: Context, prefixes: Sequence[Path], matrix: Matrix, say: Say = _quiet
 ) -> dict[str, Any]:
     """The per-test cost of streaming, each side timed alone (best of three): the worker's
-    hooks in each cell's interpreter, and the outer process reading, parsing and recording
-    what it wrote. Precise where an A/B of whole runs drowns in a shared machine's noise."""
+    hooks in each cell's interpreter (each run the best of five rounds with and without
+    it), and the outer process reading, parsing and recording what it wrote. Precise where
+    an A/B of whole runs drowns in a shared machine's noise."""
     worker_py = Path(pytest_condamatrix.__file__).with_name("worker.py")
     out: dict[str, Any] = {"tests": MICRO_TESTS, "worker_cpu_us": {}, "worker_python": {}}
     with scratch(ctx, "stream-micro") as root:

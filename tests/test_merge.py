@@ -190,6 +190,22 @@ BAD_FILES: list[tuple[str, list[str]]] = [
         ["cells[0]", "unknown env_status 'BUILT'", "known: built, reused, failed"],
     ),
     (json.dumps({**_cells(), "cells": {}}), ["'cells' is not a list"]),
+    # the run's own fields: a string "false" is not false
+    (json.dumps({**_cells(GOOD_CELL), "interrupted": "false"}), ["interrupted", "str", "bool"]),
+    (json.dumps({**_cells(GOOD_CELL), "interrupted": 0}), ["interrupted", "int", "bool"]),
+    (json.dumps({**_cells(GOOD_CELL), "duration": -1}), [".duration: -1 is not a duration"]),
+    (json.dumps({**_cells(GOOD_CELL), "host": {"os": 1}}), ["host", "not all strings"]),
+    (json.dumps({**_cells(GOOD_CELL), "config": ["x"]}), [".config", "list"]),
+    (json.dumps(_cells({**GOOD_CELL, "deselected": -2})), ["deselected: -2 is negative"]),
+    (json.dumps(_cells({**GOOD_CELL, "warnings": -1})), ["warnings: -1 is negative"]),
+    (json.dumps(_cells({**GOOD_CELL, "specs": [["numpy"]]})), ["specs", "not all strings"]),
+    (json.dumps(_cells({**GOOD_CELL, "channels": [None]})), ["channels", "not all strings"]),
+    (
+        json.dumps(
+            _cells({**GOOD_CELL, "tests": [{"nodeid": "x", "outcome": "passed", "duration": -3}]})
+        ),
+        ["tests[0].duration: -3 is not a duration"],
+    ),
 ]
 
 

@@ -187,6 +187,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "CellStatus": (str,),
     "EnvState": (str,),
     "int": (int,),
+    "bool": (bool,),
     "float": (int, float),
     "None": (type(None),),
     "dict": (dict,),
@@ -194,7 +195,9 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def json_field_types(cls: type[CellResult] | type[TestResult]) -> dict[str, tuple[type, ...]]:
+def json_field_types(
+    cls: type[RunResult] | type[CellResult] | type[TestResult],
+) -> dict[str, tuple[type, ...]]:
     """Field -> the JSON types its value may have in a results file, from the dataclass.
 
     The dataclasses are the one description of a results file: ``from_json`` reads their

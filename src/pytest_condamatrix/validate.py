@@ -113,19 +113,25 @@ def check_merged_cell(raw: Mapping[str, Any], where: str) -> None:
             f"{where}: unknown env_status {_short(str(env_status))!r} "
             f"(known: {', '.join(s for s in ENV_STATES if s)}, or none)"
         )
-    for name in ("collected", "exit_code"):
+    for name in ("collected", "deselected", "warnings"):
         value = raw.get(name)
-        if name == "collected" and isinstance(value, int) and value < 0:
+        if isinstance(value, int) and value < 0:
             raise ResultsError(f"{where}.{name}: {value} is negative")
     for name in ("build_seconds", "test_seconds"):
-        value = raw.get(name)
-        if isinstance(value, int | float) and not (math.isfinite(value) and value >= 0):
-            raise ResultsError(f"{where}.{name}: {_short(str(value))} is not a duration")
+        check_duration(raw.get(name), f"{where}.{name}")
     counts = raw.get("counts")
     if isinstance(counts, Mapping):
         for outcome, count in counts.items():
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                 raise ResultsError(f"{where}.counts.{_short(str(outcome))}: not a count")
+
+
+def check_duration(value: object, where: str) -> None:
+    """A number of seconds, if one is given: finite and not negative."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return  # another type: the field checks say so
+    if not (math.isfinite(value) and value >= 0):
+        raise ResultsError(f"{where}: {_short(str(value))} is not a duration")
 
 
 def _max_depth(text: str) -> int:

@@ -36,6 +36,7 @@ MISSING_MESSAGE = (
     "or it was cancelled); see that job's log"
 )
 
+RUN_FIELDS = {k: v for k, v in json_field_types(RunResult).items() if k != "cells"}
 CELL_FIELDS = json_field_types(CellResult)
 REQUIRED_CELL_FIELDS = ("cell", "python", "cuda", "status")
 STR_CELL_FIELDS = tuple(name for name, types in CELL_FIELDS.items() if types == (str,))
@@ -75,6 +76,7 @@ def load_shard(path: Path) -> Shard:
     data = validate.load_results_json(text, source)  # strict: no NaN, bounded nesting
     ours = isinstance(data, dict) and data.get("schema") == SCHEMA
     if ours and data.get("version") == SCHEMA_VERSION:
+        _check_run(data, source)
         _check_cells(data, source)
     # from_json says what is wrong with a file of another tool or schema version
     run = from_json(data, source=source)
@@ -98,6 +100,15 @@ def _clean(text: str) -> str:
     return CONTROL.sub("\ufffd", text.replace("\r\n", "\n"))
 
 
+def _check_run(data: dict[str, Any], source: str) -> None:
+    """The run's own fields: ``"interrupted": "false"`` must not be read as true."""
+    _check_fields(data, RUN_FIELDS, source)
+    host = data.get("host") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in host.items()):
+        raise ResultsError(f"{source}.host: malformed results (not all strings)")
+    validate.check_duration(data.get("duration"), f"{source}.duration")
+
+
 def _check_cells(data: dict[str, Any], source: str) -> None:
     cells = data.get("cells")
     if not isinstance(cells, list):
@@ -113,7 +124,7 @@ def _check_cells(data: dict[str, Any], source: str) -> None:
         validate.check_merged_cell(raw, where)
         if not SAFE_ID.match(raw["cell"]):
             raise ResultsError(f"{where}: {raw['cell']!r} is not a cell id")
-        for name in ("packages", "collected_ids"):
+        for name in ("channels", "specs", "packages", "collected_ids"):
             if not all(isinstance(p, str) for p in raw.get(name) or []):
                 raise ResultsError(f"{where}.{name}: malformed results (not all strings)")
         summary = raw.get("summary") or {}
@@ -129,6 +140,7 @@ def _check_cells(data: dict[str, Any], source: str) -> None:
             for name in ("nodeid", "outcome"):
                 if not test.get(name):
                     raise ResultsError(f"{test_where}: malformed results (no {name!r})")
+            validate.check_duration(test.get("duration"), f"{test_where}.duration")
 
 
 def _check_fields(raw: dict[str, Any], fields: dict[str, tuple[type, ...]], where: str) -> None:
@@ -136,7 +148,7 @@ def _check_fields(raw: dict[str, Any], fields: dict[str, tuple[type, ...]], wher
         if name not in raw:
             continue
         value = raw[name]
-        if isinstance(value, bool) or not isinstance(value, types):
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise ResultsError(
                 f"{where}.{name}: malformed results ({type(value).__name__} where "
                 f"{' or '.join(t.__name__ for t in types)} was expected)"
