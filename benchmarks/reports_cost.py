@@ -64,8 +64,9 @@ def section(results: dict[str, Any]) -> str:
         " (`--report-log`, a conftest's hook): then every report goes in full. The worker's"
         " cost is what it adds to pytest's own work per test (setup, call and teardown"
         " reports; with the worker minus without it). This section supersedes the streaming"
-        " rows of the full run above, measured before the change (with a JUnit fallback file"
-        " the runner no longer asks for). With `-j 1`, the next cell goes on as soon as the"
+        " rows and the suite-10k `-j 1` rows of the full run above, measured before these"
+        " changes (with a JUnit fallback file the runner no longer asks for). With `-j 1`,"
+        " the next cell goes on as soon as the"
         " previous one's pytest is over (session, plugins, atexit handlers), while that"
         " interpreter frees its objects and exits: about a second per 10k-test cell that"
         " direct runs, one after the other, spend waiting.",
@@ -99,7 +100,7 @@ def section(results: dict[str, Any]) -> str:
             f"| {stream.get('workload')} in one env, `{name}`: wall / CPU |"
             f" {figures['wall']:.2f} s / {figures['cpu']:.2f} s | |"
         )
-    lines += ["", END, ""]
+    lines += [*(f"\n{note}" for note in results.get("notes") or []), "", END, ""]
     return "\n".join(lines)
 
 
