@@ -33,6 +33,7 @@ Environment it reads:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import json
 import os
@@ -64,11 +65,9 @@ def _exiting() -> None:
     global _stream
     if _stream is None or os.getpid() != _pid:  # a forked child of a test: not the cell
         return
-    try:
-        _stream.write(json.dumps({"e": "exiting"}) + "\n")
+    with contextlib.suppress(Exception):  # a full disk: the exit still tells the runner
+        _stream.write('{"e": "exiting"}\n')
         _stream.close()
-    except Exception:
-        pass
     _stream = None
 
 
@@ -145,25 +144,13 @@ def _owns_session(config: Any) -> bool:
     return bool(config.getoption("condamatrix_stream", None)) and not hasattr(config, "workerinput")
 
 
-def _modify_cells(config: Any, cells: Any) -> Any:
-    """Declared so that a conftest.py implementing it also loads inside cells."""
-
-
-def _cell_finished(config: Any, result: Any) -> None:
-    """Declared so that a conftest.py implementing it also loads inside cells."""
-
-
-def _run_finished(config: Any, run: Any) -> None:
-    """Declared so that a conftest.py implementing it also loads inside cells."""
-
-
 def pytest_addhooks(pluginmanager: Any) -> None:
     # The outer process's hooks (hookspecs.py) are never called in a cell, but pytest refuses
     # a conftest that implements an unknown hook: declare them here too.
     specs = types.SimpleNamespace(
-        pytest_condamatrix_modify_cells=pytest.hookspec(firstresult=True)(_modify_cells),
-        pytest_condamatrix_cell_finished=pytest.hookspec()(_cell_finished),
-        pytest_condamatrix_run_finished=pytest.hookspec()(_run_finished),
+        pytest_condamatrix_modify_cells=pytest.hookspec(firstresult=True)(lambda config, cells: 0),
+        pytest_condamatrix_cell_finished=pytest.hookspec()(lambda config, result: 0),
+        pytest_condamatrix_run_finished=pytest.hookspec()(lambda config, run: 0),
     )
     if not hasattr(pluginmanager.hook, "pytest_condamatrix_modify_cells"):
         pluginmanager.add_hookspecs(specs)  # unless the plugin itself is installed in the cell
