@@ -66,10 +66,10 @@ def section(results: dict[str, Any]) -> str:
         " reports; with the worker minus without it). This section supersedes the streaming"
         " rows and the suite-10k `-j 1` rows of the full run above, measured before these"
         " changes (with a JUnit fallback file the runner no longer asks for). With `-j 1`,"
-        " the next cell goes on as soon as the"
-        " previous one's pytest is over (session, plugins, atexit handlers), while that"
-        " interpreter frees its objects and exits: about a second per 10k-test cell that"
-        " direct runs, one after the other, spend waiting.",
+        " the next cell goes on as soon as the previous one's pytest is over (session,"
+        " plugins, atexit handlers), while that interpreter frees its objects and exits:"
+        " about a second per 10k-test cell that direct runs, one after the other, spend"
+        " waiting.",
         "",
         "| figure | value | target |",
         "|---|---|---|",

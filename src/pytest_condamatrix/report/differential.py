@@ -46,12 +46,11 @@ def differences(cells: Sequence[CellResult]) -> list[Difference]:
     by_id = {c.cell: c for c in cells}
     found: list[Difference] = []
     failed = {t.nodeid for c in cells for t in c.tests if t.outcome in FAILING}
-    if not failed:  # the common case, and a large matrix's report follows its last cell
-        return found
-    for nodeid, per_cell in sorted(test_outcomes(cells).items()):
+    # only the tests that failed somewhere are looked at: usually none, after the last cell
+    outcomes = test_outcomes(cells) if failed else {}
+    for nodeid in sorted(failed):
+        per_cell = outcomes[nodeid]  # keeps a failure over a pass: never without one here
         failing = tuple(c for c in by_id if per_cell.get(c) in FAILING)
-        if not failing:
-            continue
         ran = tuple(c for c in by_id if c in per_cell)
         description = describe([by_id[c] for c in ran], set(failing))
         passing = [by_id[c] for c in ran if c not in failing]
